@@ -1,0 +1,339 @@
+/**
+ * The `AuthEngine`: one statechart per MCP server, the `getAccessToken` single flight over it,
+ * and an authenticated `fetch` that turns a server's 401 or 403 into a sign-in, a refresh or a
+ * step-up, then retries the request once.
+ */
+import { Context, Effect, Layer, Redacted, Runtime, type Scope } from "effect"
+import { type Actor, createActor, type InspectionEvent } from "xstate"
+import { type AuthError, ConfigError, SignInRequired } from "../errors.js"
+import {
+  type AuthContext,
+  type AuthMachine,
+  DEFAULT_CALLBACK_TIMEOUT_MS,
+  type MachineInput,
+  makeAuthMachine,
+} from "../machine/machine.js"
+import type { AuthEnv } from "../machine/steps.js"
+import { classifyResponse } from "../protocol/challenge.js"
+import type { ClientConfig } from "../protocol/registration.js"
+import { isSafeEndpoint, parseUrl } from "../protocol/urls.js"
+import { type EngineState, type EngineStatus, toEngineState, toEngineStatus } from "./status.js"
+
+/** The MCP protocol version sent on discovery requests unless the host sets another. */
+export const DEFAULT_PROTOCOL_VERSION = "2025-11-25"
+/** The callback port tried first, so a registered redirect URI keeps matching across runs. */
+export const DEFAULT_CALLBACK_PORT = 33418
+
+/** Settings of one engine. */
+export interface AuthEngineConfig {
+  /** The MCP server URL, `https:` (or `http:` on a loopback host). */
+  readonly serverUrl: string
+  readonly client?: ClientConfig | undefined
+  /** A scope always requested; by default the server's challenge or metadata decides. */
+  readonly scope?: string | undefined
+  readonly protocolVersion?: string | undefined
+  /** The preferred loopback callback port; 0 picks any free port. */
+  readonly callbackPort?: number | undefined
+  readonly callbackTimeoutMs?: number | undefined
+  /** Receives XState inspection events (actors, events, snapshots). */
+  readonly inspect?: ((event: InspectionEvent) => void) | undefined
+}
+
+/** Options of a token request. */
+export interface TokenOptions {
+  /** Whether a sign-in may start (opening a browser); false fails with `SignInRequired`. */
+  readonly interactive?: boolean | undefined
+}
+
+/** The engine as seen by a host. */
+export interface AuthEngineService {
+  readonly serverUrl: string
+  /** A valid access token: waits for a running refresh or sign-in, starting one if needed. */
+  readonly getAccessToken: (
+    options?: TokenOptions,
+  ) => Effect.Effect<Redacted.Redacted<string>, AuthError>
+  /** Runs an interactive sign-in now and waits until it ends. */
+  readonly authenticate: Effect.Effect<void, AuthError>
+  /** Stops a running sign-in. */
+  readonly cancel: Effect.Effect<void>
+  /** Revokes the session where the server allows it and deletes it locally. */
+  readonly logout: Effect.Effect<void>
+  /** The current status. */
+  readonly status: Effect.Effect<EngineStatus>
+  /** Calls `listener` on every status change; returns the unsubscribe function. */
+  readonly subscribe: (listener: (status: EngineStatus) => void) => () => void
+  /** `fetch` with the access token added; a 401 or 403 is handled once per request. */
+  readonly fetch: (
+    input: string | URL,
+    init?: RequestInit,
+    options?: TokenOptions,
+  ) => Effect.Effect<Response, AuthError>
+  /** The running statechart, for inspection and tests. */
+  readonly actor: Actor<AuthMachine>
+}
+
+/** The engine service tag. */
+export class AuthEngine extends Context.Tag("mcp-auth-engine/AuthEngine")<
+  AuthEngine,
+  AuthEngineService
+>() {}
+
+const BUSY_STATES: ReadonlySet<EngineState> = new Set([
+  "discovering",
+  "registering",
+  "awaitingCallback",
+  "exchanging",
+  "refreshing",
+  "loggingOut",
+])
+
+const validateConfig = (config: AuthEngineConfig): Effect.Effect<MachineInput, ConfigError> => {
+  const url = parseUrl(config.serverUrl)
+  if (url === undefined || !isSafeEndpoint(config.serverUrl)) {
+    return Effect.fail(
+      new ConfigError({
+        option: "serverUrl",
+        detail: `"${config.serverUrl}" must be an https: URL or a loopback http: URL`,
+      }),
+    )
+  }
+  const port = config.callbackPort ?? DEFAULT_CALLBACK_PORT
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    return Effect.fail(
+      new ConfigError({ option: "callbackPort", detail: `${port} is not a TCP port` }),
+    )
+  }
+  const metadataUrl = config.client?.clientMetadataUrl
+  if (
+    metadataUrl !== undefined &&
+    (parseUrl(metadataUrl)?.protocol !== "https:" || parseUrl(metadataUrl)?.pathname === "/")
+  ) {
+    return Effect.fail(
+      new ConfigError({
+        option: "clientMetadataUrl",
+        detail: "a client metadata document URL is an https: URL with a path",
+      }),
+    )
+  }
+  return Effect.succeed({
+    serverUrl:
+      url.href === `${url.origin}/` && !config.serverUrl.endsWith("/")
+        ? config.serverUrl
+        : url.href,
+    client: config.client ?? {},
+    scope: config.scope,
+    protocolVersion: config.protocolVersion ?? DEFAULT_PROTOCOL_VERSION,
+    callbackPort: port,
+    callbackTimeoutMs: config.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS,
+  })
+}
+
+type Snapshot = ReturnType<Actor<AuthMachine>["getSnapshot"]>
+
+/** Waits until `predicate` holds for a snapshot, checking the current one first. */
+const waitForSnapshot = (actor: Actor<AuthMachine>, predicate: (snapshot: Snapshot) => boolean) =>
+  Effect.async<Snapshot>((resume) => {
+    const current = actor.getSnapshot()
+    if (predicate(current)) {
+      resume(Effect.succeed(current))
+      return
+    }
+    const subscription = actor.subscribe((snapshot) => {
+      if (predicate(snapshot)) {
+        subscription.unsubscribe()
+        resume(Effect.succeed(snapshot))
+      }
+    })
+    return Effect.sync(() => subscription.unsubscribe())
+  })
+
+const stateOf = (snapshot: Snapshot): EngineState => toEngineState(snapshot.value)
+
+const usableToken = (context: AuthContext): Redacted.Redacted<string> | undefined => {
+  const tokens = context.session?.tokens
+  if (tokens === undefined) return undefined
+  if (tokens.expiresAt !== undefined && tokens.expiresAt <= Date.now()) return undefined
+  return tokens.accessToken
+}
+
+/** Builds an engine whose statechart stops when `scope` closes. */
+export const makeAuthEngine = (
+  config: AuthEngineConfig,
+): Effect.Effect<AuthEngineService, ConfigError, AuthEnv | Scope.Scope> =>
+  Effect.gen(function* () {
+    const input = yield* validateConfig(config)
+    const runtime = yield* Effect.runtime<AuthEnv>()
+    const machine = makeAuthMachine(runtime)
+    const actor = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const created = createActor(machine, {
+          input,
+          ...(config.inspect === undefined ? {} : { inspect: config.inspect }),
+        })
+        created.subscribe({
+          next: (snapshot) =>
+            Runtime.runSync(runtime)(
+              Effect.logInfo("state").pipe(
+                Effect.annotateLogs({ state: stateOf(snapshot) }),
+                Effect.when(() => false),
+              ),
+            ),
+          error: () => {},
+        })
+        return created.start()
+      }),
+      (started) => Effect.sync(() => started.stop()),
+    )
+
+    const getAccessToken = (options: TokenOptions = {}) =>
+      Effect.gen(function* () {
+        const interactive = options.interactive ?? true
+        // A failure present before this call is not this call's answer: it may start afresh.
+        let startedFromFailure = stateOf(actor.getSnapshot()) === "failed"
+        for (;;) {
+          const snapshot = yield* waitForSnapshot(actor, (s) => {
+            const state = stateOf(s)
+            return !BUSY_STATES.has(state) && !(state === "idle" && !s.context.loaded)
+          })
+          const state = stateOf(snapshot)
+          const context = snapshot.context
+          if (state === "authenticated") {
+            const token = usableToken(context)
+            if (token !== undefined) return token
+            actor.send({ type: "REFRESH" })
+            continue
+          }
+          if (state === "failed" && !startedFromFailure) {
+            return yield* Effect.fail(
+              context.error ??
+                new SignInRequired({ reason: "no_session", serverUrl: input.serverUrl }),
+            )
+          }
+          if (!interactive) {
+            return yield* new SignInRequired({
+              reason: state === "idle" ? "no_session" : "session_expired",
+              serverUrl: input.serverUrl,
+              detail: context.error?.message,
+            })
+          }
+          if (
+            state === "authRequired" &&
+            context.error?._tag === "SignInRequired" &&
+            context.error.reason === "cancelled"
+          ) {
+            return yield* Effect.fail(context.error)
+          }
+          startedFromFailure = false
+          actor.send({ type: "AUTHENTICATE" })
+          // Wait until the sign-in has left the state it started from.
+          yield* waitForSnapshot(actor, (s) => stateOf(s) !== state)
+        }
+      })
+
+    const authenticate = Effect.gen(function* () {
+      actor.send({ type: "AUTHENTICATE" })
+      const end = yield* waitForSnapshot(actor, (s) => {
+        const state = stateOf(s)
+        return state === "authenticated" || state === "failed" || state === "authRequired"
+      })
+      if (stateOf(end) !== "authenticated") {
+        return yield* Effect.fail(
+          end.context.error ??
+            new SignInRequired({ reason: "cancelled", serverUrl: input.serverUrl }),
+        )
+      }
+    })
+
+    const logout = Effect.gen(function* () {
+      actor.send({ type: "LOGOUT" })
+      yield* waitForSnapshot(actor, (s) => stateOf(s) === "idle" && s.context.loaded)
+    })
+
+    const sendWithToken = (
+      url: string | URL,
+      init: RequestInit,
+      token: Redacted.Redacted<string> | undefined,
+      tokenType: string,
+    ) =>
+      Effect.tryPromise({
+        try: () => {
+          const headers = new Headers(init.headers)
+          if (token !== undefined)
+            headers.set("authorization", `${tokenType} ${Redacted.value(token)}`)
+          return globalThis.fetch(url, { ...init, headers })
+        },
+        catch: (cause) => cause,
+      }).pipe(Effect.orDie)
+
+    const currentToken = Effect.gen(function* () {
+      const snapshot = yield* waitForSnapshot(actor, (s) => {
+        const state = stateOf(s)
+        return (
+          state !== "refreshing" &&
+          state !== "exchanging" &&
+          state !== "loggingOut" &&
+          !(state === "idle" && !s.context.loaded)
+        )
+      })
+      return stateOf(snapshot) === "authenticated" ? usableToken(snapshot.context) : undefined
+    })
+
+    const tokenTypeOf = () => actor.getSnapshot().context.session?.tokens.tokenType ?? "Bearer"
+
+    const authenticatedFetch = (
+      url: string | URL,
+      init: RequestInit = {},
+      options: TokenOptions = {},
+    ) =>
+      Effect.gen(function* () {
+        const first = yield* sendWithToken(url, init, yield* currentToken, tokenTypeOf())
+        const signal = classifyResponse(
+          first.status,
+          first.headers.get("www-authenticate") ? [first.headers.get("www-authenticate")!] : [],
+        )
+        if (signal === undefined) return first
+        const challenge = { resourceMetadataUrl: signal.resourceMetadataUrl, scope: signal.scope }
+        if (signal.kind === "unauthorized") {
+          actor.send({ type: "UNAUTHORIZED", challenge })
+        } else {
+          actor.send({ type: "INSUFFICIENT_SCOPE", challenge })
+          const after = actor.getSnapshot()
+          if (stateOf(after) === "failed") return yield* Effect.fail(after.context.error!)
+        }
+        yield* Effect.promise(() => first.arrayBuffer().catch(() => undefined))
+        const token = yield* getAccessToken(options)
+        return yield* sendWithToken(url, init, token, tokenTypeOf())
+      })
+
+    const service: AuthEngineService = {
+      serverUrl: input.serverUrl,
+      getAccessToken,
+      authenticate,
+      cancel: Effect.sync(() => actor.send({ type: "CANCEL" })),
+      logout,
+      status: Effect.sync(() => {
+        const snapshot = actor.getSnapshot()
+        return toEngineStatus(snapshot.value, snapshot.context)
+      }),
+      subscribe: (listener) => {
+        let last = ""
+        const subscription = actor.subscribe((snapshot) => {
+          const status = toEngineStatus(snapshot.value, snapshot.context)
+          const key = JSON.stringify(status)
+          if (key !== last) {
+            last = key
+            listener(status)
+          }
+        })
+        return () => subscription.unsubscribe()
+      },
+      fetch: authenticatedFetch,
+      actor,
+    }
+    return service
+  })
+
+/** A layer providing {@link AuthEngine} for one server. */
+export const AuthEngineLayer = (
+  config: AuthEngineConfig,
+): Layer.Layer<AuthEngine, ConfigError, AuthEnv> => Layer.scoped(AuthEngine, makeAuthEngine(config))

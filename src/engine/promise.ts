@@ -1,0 +1,101 @@
+/**
+ * The Promise facade for hosts that do not use Effect. Errors reject with the engine's typed
+ * errors (check `error._tag`), never with Effect's wrapper.
+ */
+import { Cause, Effect, Exit, type Layer, ManagedRuntime, Option, Redacted, Scope } from "effect"
+import type { AuthError, ConfigError } from "../errors.js"
+import type { ClientConfig } from "../protocol/registration.js"
+import type { TokenEndpointAuthMethod } from "../schema/oauth.js"
+import {
+  type AuthEngineConfig,
+  type AuthEngineService,
+  makeAuthEngine,
+  type TokenOptions,
+} from "./engine.js"
+import { type LayerOptions, makeServiceLayer } from "./layers.js"
+import type { EngineStatus } from "./status.js"
+
+/** Options of {@link createAuthEngine}. Secrets are plain strings here and wrapped at once. */
+export interface CreateAuthEngineOptions extends Omit<AuthEngineConfig, "client">, LayerOptions {
+  readonly client?:
+    | {
+        readonly clientId?: string | undefined
+        readonly clientSecret?: string | undefined
+        readonly issuer?: string | undefined
+        readonly tokenEndpointAuthMethod?: TokenEndpointAuthMethod | undefined
+        readonly clientMetadataUrl?: string | undefined
+        readonly clientName?: string | undefined
+      }
+    | undefined
+}
+
+/** An engine driven through Promises. */
+export interface AuthEngineHandle {
+  readonly serverUrl: string
+  /** A valid access token (in clear: the caller puts it in a request). */
+  getAccessToken(options?: TokenOptions): Promise<string>
+  authenticate(): Promise<void>
+  cancel(): Promise<void>
+  logout(): Promise<void>
+  status(): EngineStatus
+  subscribe(listener: (status: EngineStatus) => void): () => void
+  /** `fetch` with the token added; a 401 or 403 is handled once. Bodies must be replayable. */
+  fetch(input: string | URL, init?: RequestInit, options?: TokenOptions): Promise<Response>
+  /** Stops the engine and closes its listeners. */
+  dispose(): Promise<void>
+  /** The Effect service underneath, for hosts that mix both styles. */
+  readonly service: AuthEngineService
+}
+
+const toClientConfig = (client: CreateAuthEngineOptions["client"]): ClientConfig | undefined =>
+  client === undefined
+    ? undefined
+    : {
+        ...client,
+        clientSecret:
+          client.clientSecret === undefined ? undefined : Redacted.make(client.clientSecret),
+      }
+
+/** Rejects with the typed failure of an exit, or returns its value. */
+const unwrap = <A, E>(exit: Exit.Exit<A, E>): A => {
+  if (Exit.isSuccess(exit)) return exit.value
+  throw Option.getOrElse(Cause.failureOption(exit.cause), () => Cause.squash(exit.cause))
+}
+
+/**
+ * Creates and starts an engine for one MCP server. Rejects with a `ConfigError` for unusable
+ * options. Call `dispose()` when done.
+ */
+export const createAuthEngine = async (
+  options: CreateAuthEngineOptions,
+): Promise<AuthEngineHandle> => {
+  const runtime = ManagedRuntime.make(makeServiceLayer(options))
+  const scope = Effect.runSync(Scope.make())
+  const config: AuthEngineConfig = { ...options, client: toClientConfig(options.client) }
+  const exit = await runtime.runPromiseExit(
+    makeAuthEngine(config).pipe(Effect.provideService(Scope.Scope, scope)),
+  )
+  if (Exit.isFailure(exit)) await runtime.dispose()
+  const service = unwrap<AuthEngineService, ConfigError>(exit)
+  const run = async <A>(effect: Effect.Effect<A, AuthError>): Promise<A> =>
+    unwrap(await runtime.runPromiseExit(effect))
+
+  return {
+    serverUrl: service.serverUrl,
+    getAccessToken: async (tokenOptions) =>
+      Redacted.value(await run(service.getAccessToken(tokenOptions))),
+    authenticate: () => run(service.authenticate),
+    cancel: () => run(service.cancel),
+    logout: () => run(service.logout),
+    status: () => Effect.runSync(service.status),
+    subscribe: (listener) => service.subscribe(listener),
+    fetch: (input, init, tokenOptions) => run(service.fetch(input, init, tokenOptions)),
+    dispose: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await runtime.dispose()
+    },
+    service,
+  }
+}
+
+export type { Layer }

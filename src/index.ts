@@ -1,0 +1,61 @@
+/**
+ * mcp-auth-engine: the client side of MCP authorization (OAuth 2.1 with PKCE, RFC 9728 and
+ * RFC 8414 discovery, client registration, refresh) as an XState statechart running Effect
+ * programs. Hosts use {@link createAuthEngine} (Promises) or the {@link AuthEngine} service.
+ */
+
+export {
+  AuthEngine,
+  type AuthEngineConfig,
+  AuthEngineLayer,
+  type AuthEngineService,
+  DEFAULT_CALLBACK_PORT,
+  DEFAULT_PROTOCOL_VERSION,
+  makeAuthEngine,
+  type TokenOptions,
+} from "./engine/engine.js"
+export {
+  type BrowserOption,
+  type LayerOptions,
+  makeServiceLayer,
+  type StoreOption,
+} from "./engine/layers.js"
+export {
+  type AuthEngineHandle,
+  type CreateAuthEngineOptions,
+  createAuthEngine,
+} from "./engine/promise.js"
+export type { EngineErrorSummary, EngineState, EngineStatus } from "./engine/status.js"
+export * from "./errors.js"
+export {
+  type AuthContext,
+  type AuthEvent,
+  type AuthMachine,
+  DEFAULT_CALLBACK_TIMEOUT_MS,
+  MAX_STEP_UP_ATTEMPTS,
+  makeAuthMachine,
+  REFRESH_SKEW_MS,
+} from "./machine/machine.js"
+export type { AuthEnv } from "./machine/steps.js"
+export {
+  type AuthSignal,
+  type Challenge,
+  classifyResponse,
+  parseWwwAuthenticate,
+} from "./protocol/challenge.js"
+export { type Discovery, type DiscoveryInput, discover } from "./protocol/discovery.js"
+export type { ClientConfig } from "./protocol/registration.js"
+export { selectScope, unionScopes } from "./protocol/scope.js"
+export type { ClientRegistration, Session, TokenSet } from "./schema/session.js"
+export { Browser, BrowserCommand, BrowserHeadless, BrowserSystem } from "./services/browser.js"
+export { CallbackServer, CallbackServerLive } from "./services/callback-server.js"
+export { HttpLive } from "./services/http.js"
+export {
+  defaultHome,
+  Keychain,
+  KeychainFile,
+  KeychainMemory,
+  type KeychainService,
+  makeFileKeychain,
+  makeMemoryKeychain,
+} from "./services/keychain.js"

@@ -1,0 +1,624 @@
+/**
+ * The sign-in lifecycle as an XState v5 statechart. The machine holds no I/O: every step is an
+ * Effect run as an actor, and leaving a state interrupts the step it started. Actions, guards,
+ * actors and delays are all named in `setup()`, so inspectors and diagrams show their names.
+ */
+import type { Effect, Runtime } from "effect"
+import { assign, sendTo, setup } from "xstate"
+import { type AuthError, AuthorizationError, isAuthError, SignInRequired } from "../errors.js"
+import type { AuthorizationAttempt } from "../protocol/authorization.js"
+import { validateCallback } from "../protocol/authorization.js"
+import { type Discovery, discover } from "../protocol/discovery.js"
+import { type ClientConfig, register } from "../protocol/registration.js"
+import { selectScope, unionScopes } from "../protocol/scope.js"
+import type { ClientRegistration, Session } from "../schema/session.js"
+import { fromEffect, fromScopedEffect } from "./effect-actors.js"
+import {
+  type AuthEnv,
+  type AuthorizeInput,
+  type ExchangeInput,
+  type ListenerEvent,
+  loadSession,
+  type RegisterInput,
+  runAuthorize,
+  runCallbackListener,
+  runExchange,
+  runLogout,
+  runRefresh,
+} from "./steps.js"
+
+/** How long before expiry a refresh starts. A minute covers clock skew and slow networks. */
+export const REFRESH_SKEW_MS = 60_000
+/** How long the engine waits for the browser to come back before giving up on a sign-in. */
+export const DEFAULT_CALLBACK_TIMEOUT_MS = 5 * 60_000
+/** Authorization attempts allowed for one step-up scope before the engine stops asking. */
+export const MAX_STEP_UP_ATTEMPTS = 3
+/** The longest delay a Node timer accepts; longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
+/** Static settings of one machine. */
+export interface MachineInput {
+  readonly serverUrl: string
+  readonly client: ClientConfig
+  /** A scope the host always requests; overrides challenge and metadata scopes. */
+  readonly scope?: string | undefined
+  readonly protocolVersion: string
+  readonly callbackPort: number
+  readonly callbackTimeoutMs: number
+}
+
+/** What a `WWW-Authenticate` challenge told the engine. */
+export interface ChallengeInfo {
+  readonly resourceMetadataUrl?: string | undefined
+  readonly scope?: string | undefined
+}
+
+/** The machine's context. Secrets in it are `Redacted`, so a snapshot can be logged. */
+export interface AuthContext {
+  readonly input: MachineInput
+  readonly loaded: boolean
+  readonly challenge?: ChallengeInfo | undefined
+  /** Scope for the next authorization, set by a step-up. */
+  readonly stepUp?: { readonly scope: string; readonly attempts: number } | undefined
+  readonly discovery?: Discovery | undefined
+  /** Client registrations by issuer: one authorization server's client is never sent to another. */
+  readonly registrations: Readonly<Record<string, ClientRegistration>>
+  readonly redirectUri?: string | undefined
+  readonly attempt?: AuthorizationAttempt | undefined
+  readonly callbackParams?: URLSearchParams | undefined
+  readonly session?: Session | undefined
+  readonly error?: AuthError | undefined
+}
+
+/** Events a host (through the engine) sends to the machine. */
+export type HostEvent =
+  | { readonly type: "AUTHENTICATE" }
+  | { readonly type: "CANCEL" }
+  | { readonly type: "LOGOUT" }
+  | { readonly type: "RETRY" }
+  | { readonly type: "REFRESH" }
+  | { readonly type: "UNAUTHORIZED"; readonly challenge: ChallengeInfo }
+  | { readonly type: "INSUFFICIENT_SCOPE"; readonly challenge: ChallengeInfo }
+
+/** Every event the machine handles. */
+export type AuthEvent =
+  | HostEvent
+  | ListenerEvent
+  | { readonly type: "AUTHORIZATION_STARTED"; readonly attempt: AuthorizationAttempt }
+  | { readonly type: "STEP_FAILED"; readonly error: unknown }
+
+const asAuthError = (error: unknown): AuthError =>
+  isAuthError(error)
+    ? error
+    : new AuthorizationError({ reason: "cancelled", detail: "unexpected failure", cause: error })
+
+/** Milliseconds until a session's refresh is due; `MAX_TIMER_MS` when its expiry is unknown. */
+export const refreshDelay = (session: Session | undefined, now: number): number => {
+  const expiresAt = session?.tokens.expiresAt
+  if (expiresAt === undefined) return MAX_TIMER_MS
+  // A short-lived token refreshes at half its lifetime rather than a full skew early.
+  const lifetime = Math.max(0, expiresAt - session!.tokens.obtainedAt)
+  const skew = Math.min(REFRESH_SKEW_MS, lifetime / 2)
+  return Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - skew - now))
+}
+
+const hasUsableToken = (session: Session | undefined, now: number): boolean =>
+  session !== undefined &&
+  (session.tokens.expiresAt === undefined || session.tokens.expiresAt > now)
+
+/** Builds the machine; its actors run on `runtime`, which supplies the services. */
+export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
+  setup({
+    types: {
+      context: {} as AuthContext,
+      events: {} as AuthEvent,
+      input: {} as MachineInput,
+    },
+    actors: {
+      loadSession: fromEffect(runtime, (input: { serverUrl: string }) =>
+        loadSession(input.serverUrl),
+      ),
+      discover: fromEffect(runtime, discover),
+      register: fromEffect(runtime, (input: RegisterInput) =>
+        register({
+          authorizationServer: input.discovery.authorizationServer,
+          redirectUri: input.redirectUri,
+          client: input.client,
+          cached: input.cached,
+        }),
+      ),
+      callbackListener: fromScopedEffect(
+        runtime,
+        "STEP_FAILED",
+        (api: {
+          input: { preferredPort: number }
+          sendBack: (event: ListenerEvent) => void
+          onReceive: (
+            listener: (event: { type: string; attempt?: AuthorizationAttempt }) => void,
+          ) => void
+        }) =>
+          runCallbackListener({
+            preferredPort: api.input.preferredPort,
+            sendBack: api.sendBack,
+            onReceive: api.onReceive,
+          }),
+      ),
+      authorize: fromScopedEffect(
+        runtime,
+        "STEP_FAILED",
+        (api: {
+          input: AuthorizeInput
+          sendBack: (event: {
+            type: "AUTHORIZATION_STARTED"
+            attempt: AuthorizationAttempt
+          }) => void
+        }) => runAuthorize(api.input, api.sendBack),
+      ),
+      exchange: fromEffect(runtime, runExchange),
+      refresh: fromEffect(runtime, runRefresh),
+      logout: fromEffect(runtime, runLogout),
+    },
+    actions: {
+      markLoaded: assign({ loaded: true }),
+      storeSession: assign((_, params: { session: Session | undefined }) => ({
+        session: params.session,
+        loaded: true,
+        error: undefined,
+      })),
+      storeChallenge: assign((_, params: { challenge: ChallengeInfo }) => ({
+        challenge: params.challenge,
+      })),
+      storeStepUp: assign(({ context }, params: { challenge: ChallengeInfo }) => {
+        // The new request keeps what was granted and adds what the server asked for.
+        const scope =
+          unionScopes(
+            context.session?.tokens.scope ?? context.attempt?.scope,
+            params.challenge.scope,
+          ) ?? ""
+        const attempts = context.stepUp?.scope === scope ? context.stepUp.attempts + 1 : 1
+        return { challenge: params.challenge, stepUp: { scope, attempts } }
+      }),
+      storeRedirectUri: assign((_, params: { redirectUri: string }) => ({
+        redirectUri: params.redirectUri,
+      })),
+      storeDiscovery: assign((_, params: { discovery: Discovery }) => ({
+        discovery: params.discovery,
+      })),
+      storeRegistration: assign(({ context }, params: { registration: ClientRegistration }) => ({
+        registrations: {
+          ...context.registrations,
+          [params.registration.issuer]: params.registration,
+        },
+      })),
+      storeAttempt: assign((_, params: { attempt: AuthorizationAttempt }) => ({
+        attempt: params.attempt,
+      })),
+      armCallbackListener: sendTo("callbackListener", ({ context }) => ({
+        type: "EXPECT",
+        attempt: context.attempt,
+      })),
+      storeCallback: assign((_, params: { params: URLSearchParams }) => ({
+        callbackParams: params.params,
+      })),
+      storeError: assign((_, params: { error: unknown }) => ({ error: asAuthError(params.error) })),
+      storeCallbackError: assign(({ context }, params: { params: URLSearchParams }) => {
+        if (context.attempt === undefined) return {}
+        const result = validateCallback(params.params, context.attempt)
+        return result._tag === "Left" ? { error: result.left } : {}
+      }),
+      storeTimeoutError: assign({
+        error: () =>
+          new AuthorizationError({
+            reason: "timeout",
+            detail: "no redirect reached the callback in time",
+          }),
+      }),
+      storeCancelled: assign({
+        error: ({ context }) =>
+          new SignInRequired({ reason: "cancelled", serverUrl: context.input.serverUrl }),
+      }),
+      storeStepUpLimit: assign({
+        error: ({ context }) =>
+          new SignInRequired({
+            reason: "step_up_limit",
+            serverUrl: context.input.serverUrl,
+            detail: `the server asked for more scope ${MAX_STEP_UP_ATTEMPTS} times`,
+          }),
+      }),
+      clearAttempt: assign({ attempt: undefined, callbackParams: undefined }),
+      clearSession: assign({ session: undefined }),
+      clearError: assign({ error: undefined }),
+      resetAfterLogout: assign({
+        session: undefined,
+        challenge: undefined,
+        stepUp: undefined,
+        discovery: undefined,
+        attempt: undefined,
+        callbackParams: undefined,
+        error: undefined,
+        loaded: false,
+      }),
+    },
+    guards: {
+      hasUsableSession: (_, params: { session: Session | undefined }) =>
+        hasUsableToken(params.session, Date.now()),
+      hasRefreshableSession: (_, params: { session: Session | undefined }) =>
+        params.session?.tokens.refreshToken !== undefined,
+      canRefresh: ({ context }) => context.session?.tokens.refreshToken !== undefined,
+      isRefreshDue: ({ context }) => refreshDelay(context.session, Date.now()) === 0,
+      hasUsableToken: ({ context }) => hasUsableToken(context.session, Date.now()),
+      isListening: ({ context }) => context.redirectUri !== undefined,
+      isCallbackRejected: ({ context }, params: { params: URLSearchParams }) =>
+        context.attempt === undefined ||
+        validateCallback(params.params, context.attempt)._tag === "Left",
+      isStepUpLimitReached: ({ context }, params: { challenge: ChallengeInfo }) => {
+        const scope =
+          unionScopes(
+            context.session?.tokens.scope ?? context.attempt?.scope,
+            params.challenge.scope,
+          ) ?? ""
+        return context.stepUp?.scope === scope && context.stepUp.attempts >= MAX_STEP_UP_ATTEMPTS
+      },
+      errorIs: (
+        _,
+        params: { error: unknown; tag: AuthError["_tag"]; reasons?: ReadonlyArray<string> },
+      ) => {
+        const error = params.error
+        if (!isAuthError(error) || error._tag !== params.tag) return false
+        return (
+          params.reasons === undefined ||
+          ("reason" in error && params.reasons.includes(error.reason))
+        )
+      },
+    },
+    delays: {
+      refreshDelay: ({ context }) => refreshDelay(context.session, Date.now()),
+      callbackTimeout: ({ context }) => context.input.callbackTimeoutMs,
+    },
+  }).createMachine({
+    id: "mcpAuth",
+    context: ({ input }) => ({ input, loaded: false, registrations: {} }),
+    initial: "idle",
+    states: {
+      idle: {
+        invoke: {
+          id: "loadSession",
+          src: "loadSession",
+          input: ({ context }) => ({ serverUrl: context.input.serverUrl }),
+          onDone: [
+            {
+              guard: {
+                type: "hasUsableSession",
+                params: ({ event }) => ({ session: event.output }),
+              },
+              target: "authenticated",
+              actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+            },
+            {
+              guard: {
+                type: "hasRefreshableSession",
+                params: ({ event }) => ({ session: event.output }),
+              },
+              target: "refreshing",
+              actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+            },
+            { actions: "markLoaded" },
+          ],
+          onError: {
+            target: "failed",
+            actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+          },
+        },
+        on: {
+          AUTHENTICATE: { target: "authorizing", actions: "clearError" },
+          UNAUTHORIZED: {
+            target: "authRequired",
+            actions: {
+              type: "storeChallenge",
+              params: ({ event }) => ({ challenge: event.challenge }),
+            },
+          },
+        },
+      },
+      authRequired: {
+        on: {
+          AUTHENTICATE: { target: "authorizing", actions: "clearError" },
+          UNAUTHORIZED: {
+            actions: {
+              type: "storeChallenge",
+              params: ({ event }) => ({ challenge: event.challenge }),
+            },
+          },
+          CANCEL: { actions: "storeCancelled" },
+          LOGOUT: { target: "loggingOut" },
+        },
+      },
+      authorizing: {
+        invoke: {
+          id: "callbackListener",
+          src: "callbackListener",
+          input: ({ context }) => ({ preferredPort: context.input.callbackPort }),
+        },
+        on: {
+          LISTENING: {
+            actions: {
+              type: "storeRedirectUri",
+              params: ({ event }) => ({ redirectUri: event.redirectUri }),
+            },
+          },
+          STEP_FAILED: {
+            target: "failed",
+            actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+          },
+          CANCEL: { target: "authRequired", actions: ["storeCancelled", "clearAttempt"] },
+          LOGOUT: { target: "loggingOut" },
+        },
+        initial: "discovering",
+        states: {
+          discovering: {
+            invoke: {
+              id: "discover",
+              src: "discover",
+              input: ({ context }) => ({
+                serverUrl: context.input.serverUrl,
+                resourceMetadataUrl: context.challenge?.resourceMetadataUrl,
+                protocolVersion: context.input.protocolVersion,
+              }),
+              onDone: [
+                {
+                  guard: "isListening",
+                  target: "registering",
+                  actions: {
+                    type: "storeDiscovery",
+                    params: ({ event }) => ({ discovery: event.output }),
+                  },
+                },
+                {
+                  target: "waitingForListener",
+                  actions: {
+                    type: "storeDiscovery",
+                    params: ({ event }) => ({ discovery: event.output }),
+                  },
+                },
+              ],
+              onError: {
+                target: "#mcpAuth.failed",
+                actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+              },
+            },
+          },
+          waitingForListener: {
+            always: { guard: "isListening", target: "registering" },
+          },
+          registering: {
+            invoke: {
+              id: "register",
+              src: "register",
+              input: ({ context }) => {
+                const discovery = context.discovery!
+                return {
+                  discovery,
+                  redirectUri: context.redirectUri!,
+                  client: context.input.client,
+                  cached: context.registrations[discovery.authorizationServer.issuer],
+                }
+              },
+              onDone: {
+                target: "awaitingCallback",
+                actions: {
+                  type: "storeRegistration",
+                  params: ({ event }) => ({ registration: event.output }),
+                },
+              },
+              onError: {
+                target: "#mcpAuth.failed",
+                actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+              },
+            },
+          },
+          awaitingCallback: {
+            invoke: {
+              id: "authorize",
+              src: "authorize",
+              input: ({ context }) => {
+                const discovery = context.discovery!
+                return {
+                  discovery,
+                  registration: context.registrations[discovery.authorizationServer.issuer]!,
+                  scope:
+                    context.stepUp?.scope ||
+                    selectScope({
+                      configured: context.input.scope,
+                      challenged: context.challenge?.scope,
+                      resourceScopes: discovery.resourceMetadata?.scopes_supported,
+                    }),
+                }
+              },
+            },
+            on: {
+              AUTHORIZATION_STARTED: {
+                actions: [
+                  { type: "storeAttempt", params: ({ event }) => ({ attempt: event.attempt }) },
+                  "armCallbackListener",
+                ],
+              },
+              CALLBACK: [
+                {
+                  guard: {
+                    type: "isCallbackRejected",
+                    params: ({ event }) => ({ params: event.params }),
+                  },
+                  target: "#mcpAuth.failed",
+                  actions: {
+                    type: "storeCallbackError",
+                    params: ({ event }) => ({ params: event.params }),
+                  },
+                },
+                {
+                  target: "#mcpAuth.exchanging",
+                  actions: {
+                    type: "storeCallback",
+                    params: ({ event }) => ({ params: event.params }),
+                  },
+                },
+              ],
+            },
+            after: {
+              callbackTimeout: { target: "#mcpAuth.failed", actions: "storeTimeoutError" },
+            },
+          },
+        },
+      },
+      exchanging: {
+        invoke: {
+          id: "exchange",
+          src: "exchange",
+          input: ({ context }): ExchangeInput => {
+            const discovery = context.discovery!
+            return {
+              discovery,
+              registration: context.registrations[discovery.authorizationServer.issuer]!,
+              attempt: context.attempt!,
+              params: context.callbackParams!,
+            }
+          },
+          onDone: {
+            target: "authenticated",
+            actions: [
+              { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+              "clearAttempt",
+            ],
+          },
+          onError: {
+            target: "failed",
+            actions: [
+              { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+              "clearAttempt",
+            ],
+          },
+        },
+        on: { LOGOUT: { target: "loggingOut" } },
+      },
+      authenticated: {
+        after: {
+          refreshDelay: [
+            { guard: { type: "isRefreshDue" }, target: "refreshing" },
+            { target: "authenticated", reenter: true },
+          ],
+        },
+        on: {
+          REFRESH: [
+            { guard: "canRefresh", target: "refreshing" },
+            { target: "authRequired", actions: "clearSession" },
+          ],
+          UNAUTHORIZED: [
+            {
+              guard: "canRefresh",
+              target: "refreshing",
+              actions: {
+                type: "storeChallenge",
+                params: ({ event }) => ({ challenge: event.challenge }),
+              },
+            },
+            {
+              target: "authRequired",
+              actions: [
+                { type: "storeChallenge", params: ({ event }) => ({ challenge: event.challenge }) },
+                "clearSession",
+              ],
+            },
+          ],
+          INSUFFICIENT_SCOPE: [
+            {
+              guard: {
+                type: "isStepUpLimitReached",
+                params: ({ event }) => ({ challenge: event.challenge }),
+              },
+              target: "failed",
+              actions: "storeStepUpLimit",
+            },
+            {
+              target: "authRequired",
+              actions: {
+                type: "storeStepUp",
+                params: ({ event }) => ({ challenge: event.challenge }),
+              },
+            },
+          ],
+          AUTHENTICATE: { target: "authorizing" },
+          LOGOUT: { target: "loggingOut" },
+        },
+      },
+      refreshing: {
+        invoke: {
+          id: "refresh",
+          src: "refresh",
+          input: ({ context }) => context.session!,
+          onDone: {
+            target: "authenticated",
+            actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+          },
+          onError: [
+            {
+              guard: {
+                type: "errorIs",
+                params: ({ event }) => ({
+                  error: event.error,
+                  tag: "TokenError",
+                  reasons: ["invalid_grant", "invalid_client"],
+                }),
+              },
+              target: "authRequired",
+              actions: [
+                { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                "clearSession",
+              ],
+            },
+            {
+              // A transient failure while the current token still works keeps the session.
+              guard: "hasUsableToken",
+              target: "authenticated",
+              actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+            },
+            {
+              target: "failed",
+              actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+            },
+          ],
+        },
+        on: { LOGOUT: { target: "loggingOut" } },
+      },
+      failed: {
+        on: {
+          AUTHENTICATE: { target: "authorizing", actions: "clearError" },
+          RETRY: { target: "authorizing", actions: "clearError" },
+          UNAUTHORIZED: {
+            target: "authRequired",
+            actions: {
+              type: "storeChallenge",
+              params: ({ event }) => ({ challenge: event.challenge }),
+            },
+          },
+          LOGOUT: { target: "loggingOut" },
+        },
+      },
+      loggingOut: {
+        invoke: {
+          id: "logout",
+          src: "logout",
+          input: ({ context }) => ({
+            serverUrl: context.input.serverUrl,
+            session: context.session,
+          }),
+          onDone: { target: "idle", actions: "resetAfterLogout" },
+          onError: { target: "idle", actions: "resetAfterLogout" },
+        },
+      },
+    },
+  })
+
+/** The machine type. */
+export type AuthMachine = ReturnType<typeof makeAuthMachine>
+
+/** Keeps `Effect` referenced for declaration emit of the actors' types. */
+export type { Effect }
