@@ -3,7 +3,7 @@
  * Effect run as an actor, and leaving a state interrupts the step it started. Actions, guards,
  * actors and delays are all named in `setup()`, so inspectors and diagrams show their names.
  */
-import type { Effect, Runtime } from "effect"
+import { type Effect, Redacted, type Runtime } from "effect"
 import { assign, sendTo, setup } from "xstate"
 import { type AuthError, AuthorizationError, isAuthError, SignInRequired } from "../errors.js"
 import type { AuthorizationAttempt } from "../protocol/authorization.js"
@@ -65,7 +65,8 @@ export interface AuthContext {
   readonly registrations: Readonly<Record<string, ClientRegistration>>
   readonly redirectUri?: string | undefined
   readonly attempt?: AuthorizationAttempt | undefined
-  readonly callbackParams?: URLSearchParams | undefined
+  /** The callback query; it holds the authorization code. */
+  readonly callbackParams?: Redacted.Redacted<URLSearchParams> | undefined
   readonly session?: Session | undefined
   readonly error?: AuthError | undefined
 }
@@ -197,15 +198,17 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
         type: "EXPECT",
         attempt: context.attempt,
       })),
-      storeCallback: assign((_, params: { params: URLSearchParams }) => ({
+      storeCallback: assign((_, params: { params: Redacted.Redacted<URLSearchParams> }) => ({
         callbackParams: params.params,
       })),
       storeError: assign((_, params: { error: unknown }) => ({ error: asAuthError(params.error) })),
-      storeCallbackError: assign(({ context }, params: { params: URLSearchParams }) => {
-        if (context.attempt === undefined) return {}
-        const result = validateCallback(params.params, context.attempt)
-        return result._tag === "Left" ? { error: result.left } : {}
-      }),
+      storeCallbackError: assign(
+        ({ context }, params: { params: Redacted.Redacted<URLSearchParams> }) => {
+          if (context.attempt === undefined) return {}
+          const result = validateCallback(Redacted.value(params.params), context.attempt)
+          return result._tag === "Left" ? { error: result.left } : {}
+        },
+      ),
       storeTimeoutError: assign({
         error: () =>
           new AuthorizationError({
@@ -248,9 +251,9 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
       isRefreshDue: ({ context }) => refreshDelay(context.session, Date.now()) === 0,
       hasUsableToken: ({ context }) => hasUsableToken(context.session, Date.now()),
       isListening: ({ context }) => context.redirectUri !== undefined,
-      isCallbackRejected: ({ context }, params: { params: URLSearchParams }) =>
+      isCallbackRejected: ({ context }, params: { params: Redacted.Redacted<URLSearchParams> }) =>
         context.attempt === undefined ||
-        validateCallback(params.params, context.attempt)._tag === "Left",
+        validateCallback(Redacted.value(params.params), context.attempt)._tag === "Left",
       isStepUpLimitReached: ({ context }, params: { challenge: ChallengeInfo }) => {
         const scope =
           unionScopes(

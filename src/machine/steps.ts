@@ -3,7 +3,7 @@
  * persists what must survive a crash before the machine moves on.
  */
 import type { HttpClient } from "@effect/platform"
-import { Effect, Either } from "effect"
+import { Effect, Either, Redacted } from "effect"
 import { AuthorizationError, type KeychainError, type TokenError } from "../errors.js"
 import {
   type AuthorizationAttempt,
@@ -25,7 +25,7 @@ export type AuthEnv = HttpClient.HttpClient | Keychain | Browser | CallbackServe
 /** Events the callback listener actor sends to the machine. */
 export type ListenerEvent =
   | { readonly type: "LISTENING"; readonly redirectUri: string }
-  | { readonly type: "CALLBACK"; readonly params: URLSearchParams }
+  | { readonly type: "CALLBACK"; readonly params: Redacted.Redacted<URLSearchParams> }
 
 /** Binds the loopback listener and reports callbacks until the machine leaves `authorizing`. */
 export const runCallbackListener = (options: {
@@ -39,7 +39,7 @@ export const runCallbackListener = (options: {
     const server = yield* CallbackServer
     const listener = yield* server.listen({
       preferredPort: options.preferredPort,
-      onCallback: (params) => options.sendBack({ type: "CALLBACK", params }),
+      onCallback: (params) => options.sendBack({ type: "CALLBACK", params: Redacted.make(params) }),
     })
     options.onReceive((event) => {
       if (event.type === "EXPECT") listener.expect(event.attempt)
@@ -85,7 +85,7 @@ export const runAuthorize = (input: AuthorizeInput, sendBack: (event: AuthorizeE
           .origin,
       }),
     )
-    yield* browser.open(attempt.authorizationUrl, attempt.redirectUri)
+    yield* browser.open(Redacted.value(attempt.authorizationUrl), attempt.redirectUri)
   })
 
 /** Inputs of the code exchange. */
@@ -93,14 +93,14 @@ export interface ExchangeInput {
   readonly discovery: Discovery
   readonly registration: ClientRegistration
   readonly attempt: AuthorizationAttempt
-  readonly params: URLSearchParams
+  readonly params: Redacted.Redacted<URLSearchParams>
 }
 
 /** Validates the callback, exchanges the code, and persists the new session before returning it. */
 export const runExchange = (input: ExchangeInput) =>
   Effect.gen(function* () {
     const callback = yield* Either.mapLeft(
-      validateCallback(input.params, input.attempt),
+      validateCallback(Redacted.value(input.params), input.attempt),
       (error): AuthorizationError | TokenError | KeychainError => error,
     )
     const tokens = yield* exchangeCode({

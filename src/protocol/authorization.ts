@@ -21,7 +21,8 @@ export interface AuthorizationAttempt {
   readonly redirectUri: string
   readonly resource: string
   readonly scope?: string | undefined
-  readonly authorizationUrl: string
+  /** Carries `state`, so it is redacted like the other per-attempt secrets. */
+  readonly authorizationUrl: Redacted.Redacted<string>
 }
 
 /** Inputs of one authorization attempt. */
@@ -87,7 +88,7 @@ export const createAttempt = (
       redirectUri: input.redirectUri,
       resource: input.resource,
       scope: input.scope,
-      authorizationUrl,
+      authorizationUrl: Redacted.make(authorizationUrl),
     }
     return attempt
   })
