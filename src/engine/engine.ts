@@ -170,14 +170,23 @@ export const makeAuthEngine = (
           input,
           ...(config.inspect === undefined ? {} : { inspect: config.inspect }),
         })
+        let lastState: EngineState | undefined
         created.subscribe({
-          next: (snapshot) =>
+          next: (snapshot) => {
+            const state = stateOf(snapshot)
+            if (state === lastState) return
+            lastState = state
+            const log =
+              state === "failed"
+                ? Effect.logError("state changed").pipe(
+                    Effect.annotateLogs({ error: snapshot.context.error?.message }),
+                  )
+                : Effect.logInfo("state changed")
             Runtime.runSync(runtime)(
-              Effect.logInfo("state").pipe(
-                Effect.annotateLogs({ state: stateOf(snapshot) }),
-                Effect.when(() => false),
-              ),
-            ),
+              log.pipe(Effect.annotateLogs({ state, serverUrl: input.serverUrl })),
+            )
+          },
+          // Actor errors reach hosts through the snapshot's `error`; nothing to rethrow here.
           error: () => {},
         })
         return created.start()

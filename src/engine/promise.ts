@@ -2,7 +2,18 @@
  * The Promise facade for hosts that do not use Effect. Errors reject with the engine's typed
  * errors (check `error._tag`), never with Effect's wrapper.
  */
-import { Cause, Effect, Exit, type Layer, ManagedRuntime, Option, Redacted, Scope } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  ManagedRuntime,
+  Option,
+  Redacted,
+  Scope,
+} from "effect"
 import type { AuthError, ConfigError } from "../errors.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import type { TokenEndpointAuthMethod } from "../schema/oauth.js"
@@ -17,6 +28,11 @@ import type { EngineStatus } from "./status.js"
 
 /** Options of {@link createAuthEngine}. Secrets are plain strings here and wrapped at once. */
 export interface CreateAuthEngineOptions extends Omit<AuthEngineConfig, "client">, LayerOptions {
+  /**
+   * The lowest level logged, to stderr: "Debug", "Info", "Warning" (default), "Error" or
+   * "None". Logs never contain tokens, codes or secrets.
+   */
+  readonly logLevel?: "Debug" | "Info" | "Warning" | "Error" | "None" | undefined
   readonly client?:
     | {
         readonly clientId?: string | undefined
@@ -69,7 +85,13 @@ const unwrap = <A, E>(exit: Exit.Exit<A, E>): A => {
 export const createAuthEngine = async (
   options: CreateAuthEngineOptions,
 ): Promise<AuthEngineHandle> => {
-  const runtime = ManagedRuntime.make(makeServiceLayer(options))
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(
+      makeServiceLayer(options),
+      Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
+      Logger.minimumLogLevel(LogLevel.fromLiteral(options.logLevel ?? "Warning")),
+    ),
+  )
   const scope = Effect.runSync(Scope.make())
   const config: AuthEngineConfig = { ...options, client: toClientConfig(options.client) }
   const exit = await runtime.runPromiseExit(
@@ -97,5 +119,3 @@ export const createAuthEngine = async (
     service,
   }
 }
-
-export type { Layer }
