@@ -32,6 +32,8 @@ const DEFAULT_TIMEOUT_SECONDS = 30
 const HARNESS_GRACE_MS = 30_000
 // How long stray processes get after SIGTERM before they receive SIGKILL.
 const KILL_GRACE_MS = 2_000
+// How often a running harness is checked for client processes that outlived the client's shell.
+const ORPHAN_POLL_MS = 500
 const MESSAGE_MAX_CHARS = 300
 
 const EXIT_FAILED = 1
@@ -91,7 +93,7 @@ function parseOptions(argv) {
       },
     })
   } catch (error) {
-    throw new SetupError(`${error.message}\n\n${USAGE}`)
+    throw new SetupError(`${error.message}. Run with --help to list the options.`)
   }
   const values = parsed.values
 
@@ -186,7 +188,9 @@ function npmInstall(prefix, packageSpec) {
   return new Promise((resolve, reject) => {
     // npm's own output goes to stderr, so stdout keeps only scenario results.
     const child = spawn("npm", args, { stdio: ["ignore", 2, 2] })
-    child.on("error", (error) => reject(new SetupError(`cannot start npm: ${error.message}`)))
+    child.on("error", (error) =>
+      reject(new SetupError(`failed to start npm (${error.message}): check that npm is on PATH`)),
+    )
     child.on("close", (code, signal) => {
       if (code === 0) resolve()
       else
@@ -345,31 +349,6 @@ function defaultClientCommand() {
 // ---------------------------------------------------------------------------------------------
 // One scenario
 
-// Zombies do not count: they hold no resources, and where PID 1 does not reap orphans they
-// would keep a group "alive" for good.
-function isProcessGroupAlive(groupId) {
-  return listProcesses().some((entry) => entry.groupId === groupId && entry.state !== "Z")
-}
-
-function signalProcessGroup(groupId, signal) {
-  try {
-    process.kill(-groupId, signal)
-  } catch {
-    // ESRCH: the group has no processes left.
-  }
-}
-
-/** Sends SIGTERM to a process group, then SIGKILL to whatever is still running after a grace period. */
-async function killProcessGroup(groupId) {
-  if (!isProcessGroupAlive(groupId)) return
-  signalProcessGroup(groupId, "SIGTERM")
-  const deadline = Date.now() + KILL_GRACE_MS
-  while (Date.now() < deadline && isProcessGroupAlive(groupId)) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  signalProcessGroup(groupId, "SIGKILL")
-}
-
 /** Lists pid, state, parent pid and process group id of every process, read from /proc (Linux only). */
 function listProcesses() {
   const processes = []
@@ -392,6 +371,31 @@ function listProcesses() {
     })
   }
   return processes
+}
+
+// Zombies are ignored because they hold no resources. Where PID 1 does not reap orphans, a
+// zombie would otherwise keep its group alive indefinitely.
+function isProcessGroupAlive(groupId) {
+  return listProcesses().some((entry) => entry.groupId === groupId && entry.state !== "Z")
+}
+
+function signalProcessGroup(groupId, signal) {
+  try {
+    process.kill(-groupId, signal)
+  } catch {
+    // ESRCH: the group has no processes left.
+  }
+}
+
+/** Sends SIGTERM to a process group, then SIGKILL to whatever is still running after a grace period. */
+async function killProcessGroup(groupId) {
+  if (!isProcessGroupAlive(groupId)) return
+  signalProcessGroup(groupId, "SIGTERM")
+  const deadline = Date.now() + KILL_GRACE_MS
+  while (Date.now() < deadline && isProcessGroupAlive(groupId)) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  signalProcessGroup(groupId, "SIGKILL")
 }
 
 /**
@@ -418,8 +422,6 @@ function signalProcess(pid, signal) {
     // ESRCH: the process has already ended.
   }
 }
-
-const ORPHAN_POLL_MS = 500
 
 // Process groups of harnesses still running, so an interrupted run can end them.
 const activeProcessGroups = new Set()
@@ -528,14 +530,12 @@ async function runScenario(name, context) {
   ]
   if (context.specVersion !== undefined) args.push("--spec-version", context.specVersion, "--force")
 
-  const startedAt = Date.now()
   const run = await runHarness(
     context.harness,
     args,
     outputDir,
     context.timeoutMs + HARNESS_GRACE_MS,
   )
-  const seconds = (Date.now() - startedAt) / 1000
 
   const reasons = []
   const details = []
@@ -567,7 +567,7 @@ async function runScenario(name, context) {
   if (!passed && reasons.length === 0) reasons.push(`harness-exit=${run.exitCode}`)
   if (!passed) details.push(`log: ${run.logPath}`)
 
-  return { name, passed, reasons, details, seconds }
+  return { name, passed, reasons, details }
 }
 
 // ---------------------------------------------------------------------------------------------

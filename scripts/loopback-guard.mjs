@@ -15,7 +15,7 @@ import dns from "node:dns"
 import { syncBuiltinESMExports } from "node:module"
 import net from "node:net"
 
-const INSTALLED = Symbol.for("mcp-auth-engine.loopback-guard")
+const GUARD_INSTALLED_KEY = Symbol.for("mcp-auth-engine.loopback-guard")
 
 const loopbackAddresses = new net.BlockList()
 loopbackAddresses.addSubnet("127.0.0.0", 8, "ipv4")
@@ -157,8 +157,8 @@ function guardSocketConnect() {
 }
 
 // The module may be preloaded twice (by --import and by NODE_OPTIONS), so patch only once.
-if (!globalThis[INSTALLED]) {
-  globalThis[INSTALLED] = true
+if (!globalThis[GUARD_INSTALLED_KEY]) {
+  globalThis[GUARD_INSTALLED_KEY] = true
   guardFetch()
   guardLookup()
   guardSocketConnect()
