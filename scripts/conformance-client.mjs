@@ -38,13 +38,45 @@ function readContext() {
   }
 }
 
-/** Builds the engine's client settings: the CIMD URL and the context's pre-registered client. */
+/**
+ * Builds the engine's client settings: the CIMD URL and whatever the context provisions, a
+ * pre-registered client id with its secret or private key.
+ */
 function clientSettings(context) {
   const client = { clientMetadataUrl: CLIENT_METADATA_URL }
   if (typeof context.client_id === "string") client.clientId = context.client_id
   if (typeof context.client_secret === "string") client.clientSecret = context.client_secret
   if (typeof context.issuer === "string") client.issuer = context.issuer
+  if (typeof context.private_key_pem === "string") {
+    client.privateKeyPem = context.private_key_pem
+    if (typeof context.signing_algorithm === "string") {
+      client.privateKeyAlgorithm = context.signing_algorithm
+    }
+  }
   return client
+}
+
+/**
+ * Chooses the grant from what the context provisions: an identity provider's ID token means
+ * enterprise-managed authorization, a workload JWT the JWT bearer grant. Otherwise the engine
+ * decides from the server's metadata (browser flow, or client credentials for a server that
+ * offers only that grant).
+ */
+function grantSettings(context) {
+  if (typeof context.idp_id_token === "string" && typeof context.idp_token_endpoint === "string") {
+    return {
+      type: "id_jag",
+      identityProvider: {
+        tokenEndpoint: context.idp_token_endpoint,
+        clientId: typeof context.idp_client_id === "string" ? context.idp_client_id : "",
+        subjectToken: context.idp_id_token,
+      },
+    }
+  }
+  if (typeof context.valid_jwt === "string") {
+    return { type: "jwt_bearer", assertion: context.valid_jwt }
+  }
+  return undefined
 }
 
 /** Lists the tools and calls the first one over the SDK's stateful streamable HTTP client. */
@@ -134,6 +166,7 @@ async function runStateless(serverUrl, engine, protocolVersion) {
 /** Runs the client against `serverUrl`. The promise rejects with the first failure. */
 export async function runConformanceClient(serverUrl) {
   const protocolVersion = process.env.MCP_CONFORMANCE_PROTOCOL_VERSION || DEFAULT_PROTOCOL_VERSION
+  const context = readContext()
   const engine = await createAuthEngine({
     serverUrl,
     store: "memory",
@@ -141,7 +174,8 @@ export async function runConformanceClient(serverUrl) {
     callbackPort: 0,
     callbackTimeoutMs: CALLBACK_TIMEOUT_MS,
     protocolVersion,
-    client: clientSettings(readContext()),
+    client: clientSettings(context),
+    grant: grantSettings(context),
   })
   try {
     if (protocolVersion === STATELESS_PROTOCOL_VERSION) {

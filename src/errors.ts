@@ -112,7 +112,13 @@ export type TokenErrorReason =
   | "http_status"
 
 /** The grant the token request was made for. */
-export type GrantKind = "authorization_code" | "refresh_token"
+export type GrantKind =
+  | "authorization_code"
+  | "refresh_token"
+  | "client_credentials"
+  | "jwt_bearer"
+  | "token_exchange"
+  | "revocation"
 
 /** The token endpoint refused a grant or answered something unusable. */
 export class TokenError extends Data.TaggedError("TokenError")<{

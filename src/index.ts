@@ -24,9 +24,18 @@ export {
   type AuthEngineHandle,
   type CreateAuthEngineOptions,
   createAuthEngine,
+  type GrantOption,
 } from "./engine/promise.js"
 export type { EngineErrorSummary, EngineState, EngineStatus } from "./engine/status.js"
 export * from "./errors.js"
+export {
+  describeMachine,
+  type MachineDescription,
+  renderAuthMachineJson,
+  renderAuthMachineMermaid,
+  renderJson,
+  renderMermaid,
+} from "./machine/diagram.js"
 export {
   type AuthContext,
   type AuthEvent,
@@ -44,8 +53,15 @@ export {
   parseWwwAuthenticate,
 } from "./protocol/challenge.js"
 export { type Discovery, type DiscoveryInput, discover } from "./protocol/discovery.js"
+export {
+  chooseGrant,
+  type GrantConfig,
+  type GrantType,
+  type IdentityProviderConfig,
+} from "./protocol/grants.js"
 export type { ClientConfig } from "./protocol/registration.js"
 export { selectScope, unionScopes } from "./protocol/scope.js"
+export type { ClientPrivateKey } from "./protocol/token.js"
 export type { ClientRegistration, Session, TokenSet } from "./schema/session.js"
 export { Browser, BrowserCommand, BrowserHeadless, BrowserSystem } from "./services/browser.js"
 export { CallbackServer, CallbackServerLive } from "./services/callback-server.js"

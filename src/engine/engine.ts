@@ -13,8 +13,10 @@ import {
   type MachineInput,
   makeAuthMachine,
 } from "../machine/machine.js"
-import type { AuthEnv } from "../machine/steps.js"
-import { classifyResponse } from "../protocol/challenge.js"
+import { type AuthEnv, makeDpopSession } from "../machine/steps.js"
+import { classifyResponse, parseWwwAuthenticate } from "../protocol/challenge.js"
+import { createDpopProof } from "../protocol/dpop.js"
+import type { GrantConfig } from "../protocol/grants.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import { isSafeEndpoint, parseUrl } from "../protocol/urls.js"
 import { type EngineState, type EngineStatus, toEngineState, toEngineStatus } from "./status.js"
@@ -35,6 +37,13 @@ export interface AuthEngineConfig {
   /** The preferred loopback callback port; 0 picks any free port. */
   readonly callbackPort?: number | undefined
   readonly callbackTimeoutMs?: number | undefined
+  /** How tokens are obtained; by default the browser flow (authorization code with PKCE). */
+  readonly grant?: GrantConfig | undefined
+  /**
+   * When tokens are bound to a DPoP key (RFC 9449): "auto" (default) when the server's
+   * challenge uses the DPoP scheme, "always", or "never".
+   */
+  readonly dpop?: "auto" | "always" | "never" | undefined
   /** Receives XState inspection events (actors, events, snapshots). */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined
 }
@@ -125,6 +134,8 @@ const validateConfig = (config: AuthEngineConfig): Effect.Effect<MachineInput, C
     protocolVersion: config.protocolVersion ?? DEFAULT_PROTOCOL_VERSION,
     callbackPort: port,
     callbackTimeoutMs: config.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS,
+    grant: config.grant ?? { type: "authorization_code" },
+    dpop: config.dpop ?? "auto",
   })
 }
 
@@ -163,7 +174,8 @@ export const makeAuthEngine = (
   Effect.gen(function* () {
     const input = yield* validateConfig(config)
     const runtime = yield* Effect.runtime<AuthEnv>()
-    const machine = makeAuthMachine(runtime)
+    const dpop = makeDpopSession()
+    const machine = makeAuthMachine(runtime, dpop)
     const actor = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const created = createActor(machine, {
@@ -199,6 +211,16 @@ export const makeAuthEngine = (
         const interactive = options.interactive ?? true
         // A failure present before this call is not this call's answer: it may start afresh.
         let startedFromFailure = stateOf(actor.getSnapshot()) === "failed"
+        // One call asks for at most one refresh and one sign-in. A server that issues access
+        // tokens already expired (`expires_in: 0`) would otherwise keep this loop signing in.
+        let refreshRequested = false
+        let signInStarted = false
+        const noUsableToken = () =>
+          new SignInRequired({
+            reason: "session_expired",
+            serverUrl: input.serverUrl,
+            detail: "the authorization server returned an access token that is already expired",
+          })
         for (;;) {
           const snapshot = yield* waitForSnapshot(actor, (s) => {
             const state = stateOf(s)
@@ -209,6 +231,8 @@ export const makeAuthEngine = (
           if (state === "authenticated") {
             const token = usableToken(context)
             if (token !== undefined) return token
+            if (refreshRequested) return yield* noUsableToken()
+            refreshRequested = true
             actor.send({ type: "REFRESH" })
             continue
           }
@@ -218,7 +242,9 @@ export const makeAuthEngine = (
                 new SignInRequired({ reason: "no_session", serverUrl: input.serverUrl }),
             )
           }
-          if (!interactive) {
+          // Grants without a browser never need the user, so they may always start.
+          const needsUser = context.grant.type === "authorization_code"
+          if (!interactive && needsUser) {
             return yield* new SignInRequired({
               reason: state === "idle" ? "no_session" : "session_expired",
               serverUrl: input.serverUrl,
@@ -232,6 +258,8 @@ export const makeAuthEngine = (
           ) {
             return yield* Effect.fail(context.error)
           }
+          if (signInStarted) return yield* noUsableToken()
+          signInStarted = true
           startedFromFailure = false
           actor.send({ type: "AUTHENTICATE" })
           // Wait until the sign-in has left the state it started from.
@@ -258,6 +286,37 @@ export const makeAuthEngine = (
       yield* waitForSnapshot(actor, (s) => stateOf(s) === "idle" && s.context.loaded)
     })
 
+    /** Sends one request, with a DPoP proof when the token is DPoP-bound. */
+    const sendOnce = async (
+      url: string | URL,
+      init: RequestInit,
+      token: Redacted.Redacted<string> | undefined,
+      tokenType: string,
+    ): Promise<Response> => {
+      const headers = new Headers(init.headers)
+      const target = String(url)
+      if (token !== undefined && tokenType === "DPoP") {
+        const binding = await dpop.binding()
+        headers.set("authorization", `DPoP ${Redacted.value(token)}`)
+        headers.set(
+          "dpop",
+          await createDpopProof({
+            key: binding.key,
+            method: init.method ?? "GET",
+            url: target,
+            accessToken: Redacted.value(token),
+            nonce: dpop.nonces.get(target),
+          }),
+        )
+      } else if (token !== undefined) {
+        headers.set("authorization", `${tokenType} ${Redacted.value(token)}`)
+      }
+      const response = await globalThis.fetch(url, { ...init, headers })
+      dpop.nonces.remember(target, response.headers)
+      return response
+    }
+
+    /** Sends a request; a DPoP `use_dpop_nonce` answer with a new nonce is retried once. */
     const sendWithToken = (
       url: string | URL,
       init: RequestInit,
@@ -265,11 +324,15 @@ export const makeAuthEngine = (
       tokenType: string,
     ) =>
       Effect.tryPromise({
-        try: () => {
-          const headers = new Headers(init.headers)
-          if (token !== undefined)
-            headers.set("authorization", `${tokenType} ${Redacted.value(token)}`)
-          return globalThis.fetch(url, { ...init, headers })
+        try: async () => {
+          const first = await sendOnce(url, init, token, tokenType)
+          if (tokenType !== "DPoP" || first.status !== 401 || !first.headers.has("dpop-nonce")) {
+            return first
+          }
+          const challenge = parseWwwAuthenticate(first.headers.get("www-authenticate") ?? "")
+          if (!challenge.some((c) => c.params.error === "use_dpop_nonce")) return first
+          await first.arrayBuffer().catch(() => undefined)
+          return sendOnce(url, init, token, tokenType)
         },
         catch: (cause) => cause,
       }).pipe(Effect.orDie)
@@ -301,7 +364,11 @@ export const makeAuthEngine = (
           first.headers.get("www-authenticate") ? [first.headers.get("www-authenticate")!] : [],
         )
         if (signal === undefined) return first
-        const challenge = { resourceMetadataUrl: signal.resourceMetadataUrl, scope: signal.scope }
+        const challenge = {
+          scheme: signal.scheme,
+          resourceMetadataUrl: signal.resourceMetadataUrl,
+          scope: signal.scope,
+        }
         if (signal.kind === "unauthorized") {
           actor.send({ type: "UNAUTHORIZED", challenge })
         } else {

@@ -15,6 +15,7 @@ import {
   Scope,
 } from "effect"
 import type { AuthError, ConfigError } from "../errors.js"
+import type { GrantConfig } from "../protocol/grants.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import type { TokenEndpointAuthMethod } from "../schema/oauth.js"
 import {
@@ -27,7 +28,26 @@ import { type LayerOptions, makeServiceLayer } from "./layers.js"
 import type { EngineStatus } from "./status.js"
 
 /** Options of {@link createAuthEngine}. Secrets are plain strings here and wrapped at once. */
-export interface CreateAuthEngineOptions extends Omit<AuthEngineConfig, "client">, LayerOptions {
+/** A grant as the Promise API takes it: secrets as plain strings. */
+export type GrantOption =
+  | { readonly type: "authorization_code" }
+  | { readonly type: "client_credentials" }
+  | { readonly type: "jwt_bearer"; readonly assertion: string }
+  | {
+      readonly type: "id_jag"
+      readonly identityProvider: {
+        readonly tokenEndpoint: string
+        readonly clientId: string
+        readonly clientSecret?: string | undefined
+        readonly subjectToken: string
+        readonly subjectTokenType?: string | undefined
+      }
+    }
+
+export interface CreateAuthEngineOptions
+  extends Omit<AuthEngineConfig, "client" | "grant">,
+    LayerOptions {
+  readonly grant?: GrantOption | undefined
   /**
    * The lowest level logged, to stderr: "Debug", "Info", "Warning" (default), "Error" or
    * "None". Logs never contain tokens, codes or secrets.
@@ -41,6 +61,9 @@ export interface CreateAuthEngineOptions extends Omit<AuthEngineConfig, "client"
         readonly tokenEndpointAuthMethod?: TokenEndpointAuthMethod | undefined
         readonly clientMetadataUrl?: string | undefined
         readonly clientName?: string | undefined
+        /** A PKCS#8 PEM key for `private_key_jwt`, and its JWS algorithm (default "ES256"). */
+        readonly privateKeyPem?: string | undefined
+        readonly privateKeyAlgorithm?: string | undefined
       }
     | undefined
 }
@@ -63,14 +86,40 @@ export interface AuthEngineHandle {
   readonly service: AuthEngineService
 }
 
-const toClientConfig = (client: CreateAuthEngineOptions["client"]): ClientConfig | undefined =>
-  client === undefined
-    ? undefined
-    : {
-        ...client,
-        clientSecret:
-          client.clientSecret === undefined ? undefined : Redacted.make(client.clientSecret),
+const toClientConfig = (client: CreateAuthEngineOptions["client"]): ClientConfig | undefined => {
+  if (client === undefined) return undefined
+  const { clientSecret, privateKeyPem, privateKeyAlgorithm, ...rest } = client
+  return {
+    ...rest,
+    clientSecret: clientSecret === undefined ? undefined : Redacted.make(clientSecret),
+    privateKey:
+      privateKeyPem === undefined
+        ? undefined
+        : { pem: Redacted.make(privateKeyPem), algorithm: privateKeyAlgorithm ?? "ES256" },
+  }
+}
+
+const toGrantConfig = (grant: GrantOption | undefined): GrantConfig | undefined => {
+  if (grant === undefined) return undefined
+  switch (grant.type) {
+    case "authorization_code":
+    case "client_credentials":
+      return grant
+    case "jwt_bearer":
+      return { type: "jwt_bearer", assertion: Redacted.make(grant.assertion) }
+    case "id_jag": {
+      const { clientSecret, subjectToken, ...rest } = grant.identityProvider
+      return {
+        type: "id_jag",
+        identityProvider: {
+          ...rest,
+          clientSecret: clientSecret === undefined ? undefined : Redacted.make(clientSecret),
+          subjectToken: Redacted.make(subjectToken),
+        },
       }
+    }
+  }
+}
 
 /** Rejects with the typed failure of an exit, or returns its value. */
 const unwrap = <A, E>(exit: Exit.Exit<A, E>): A => {
@@ -93,7 +142,11 @@ export const createAuthEngine = async (
     ),
   )
   const scope = Effect.runSync(Scope.make())
-  const config: AuthEngineConfig = { ...options, client: toClientConfig(options.client) }
+  const config: AuthEngineConfig = {
+    ...options,
+    client: toClientConfig(options.client),
+    grant: toGrantConfig(options.grant),
+  }
   const exit = await runtime.runPromiseExit(
     makeAuthEngine(config).pipe(Effect.provideService(Scope.Scope, scope)),
   )

@@ -3,6 +3,7 @@
  */
 import type { AuthError } from "../errors.js"
 import type { AuthContext } from "../machine/machine.js"
+import type { GrantType } from "../protocol/grants.js"
 
 /** The lifecycle states a host sees. Sub-steps of sign-in are flattened to their step name. */
 export type EngineState =
@@ -28,6 +29,8 @@ export interface EngineErrorSummary {
 export interface EngineStatus {
   readonly state: EngineState
   readonly serverUrl: string
+  /** The grant of the current or last sign-in, such as "authorization_code". */
+  readonly grant: GrantType
   /** Whether a stored session has been looked for yet. */
   readonly loaded: boolean
   /** The authorization server's origin while signing in, so the user sees where they log in. */
@@ -60,6 +63,7 @@ export const summarizeError = (error: AuthError): EngineErrorSummary => ({
 export const toEngineStatus = (value: unknown, context: AuthContext): EngineStatus => ({
   state: toEngineState(value),
   serverUrl: context.input.serverUrl,
+  grant: context.grant.type,
   loaded: context.loaded,
   authorizationServer:
     context.discovery === undefined

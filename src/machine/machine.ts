@@ -4,11 +4,18 @@
  * actors and delays are all named in `setup()`, so inspectors and diagrams show their names.
  */
 import { type Effect, Redacted, type Runtime } from "effect"
-import { assign, sendTo, setup } from "xstate"
-import { type AuthError, AuthorizationError, isAuthError, SignInRequired } from "../errors.js"
+import { and, assign, sendTo, setup } from "xstate"
+import {
+  type AuthError,
+  AuthorizationError,
+  isAuthError,
+  SignInRequired,
+  TokenError,
+} from "../errors.js"
 import type { AuthorizationAttempt } from "../protocol/authorization.js"
 import { validateCallback } from "../protocol/authorization.js"
 import { type Discovery, discover } from "../protocol/discovery.js"
+import { chooseGrant, type GrantConfig } from "../protocol/grants.js"
 import { type ClientConfig, register } from "../protocol/registration.js"
 import { selectScope, unionScopes } from "../protocol/scope.js"
 import type { ClientRegistration, Session } from "../schema/session.js"
@@ -16,9 +23,12 @@ import { fromEffect, fromScopedEffect } from "./effect-actors.js"
 import {
   type AuthEnv,
   type AuthorizeInput,
+  type DpopSession,
   type ExchangeInput,
   type ListenerEvent,
   loadSession,
+  makeDpopSession,
+  type RefreshInput,
   type RegisterInput,
   runAuthorize,
   runCallbackListener,
@@ -45,10 +55,16 @@ export interface MachineInput {
   readonly protocolVersion: string
   readonly callbackPort: number
   readonly callbackTimeoutMs: number
+  /** How tokens are obtained; the browser flow unless set. */
+  readonly grant: GrantConfig
+  /** When RFC 9449 DPoP proofs are used: when the server's challenge asks, always, or never. */
+  readonly dpop: "auto" | "always" | "never"
 }
 
 /** What a `WWW-Authenticate` challenge told the engine. */
 export interface ChallengeInfo {
+  /** The challenge's auth-scheme, `Bearer` or `DPoP`. */
+  readonly scheme?: string | undefined
   readonly resourceMetadataUrl?: string | undefined
   readonly scope?: string | undefined
 }
@@ -57,6 +73,8 @@ export interface ChallengeInfo {
 export interface AuthContext {
   readonly input: MachineInput
   readonly loaded: boolean
+  /** The grant of the current or last sign-in, chosen once the server's metadata is known. */
+  readonly grant: GrantConfig
   readonly challenge?: ChallengeInfo | undefined
   /** Scope for the next authorization, set by a step-up. */
   readonly stepUp?: { readonly scope: string; readonly attempts: number } | undefined
@@ -108,7 +126,41 @@ const hasUsableToken = (session: Session | undefined, now: number): boolean =>
   (session.tokens.expiresAt === undefined || session.tokens.expiresAt > now)
 
 /** Builds the machine; its actors run on `runtime`, which supplies the services. */
-export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
+/** Tells whether the engine should bind tokens to its DPoP key. */
+const wantsDpop = (context: AuthContext): boolean => {
+  if (context.input.dpop !== "auto") return context.input.dpop === "always"
+  return (
+    context.challenge?.scheme?.toLowerCase() === "dpop" ||
+    context.session?.tokens.tokenType === "DPoP"
+  )
+}
+
+const hasClientCredentials = (client: ClientConfig): boolean =>
+  client.clientSecret !== undefined || client.privateKey !== undefined
+
+/** The scope of the next authorization: a step-up's union, else the selection strategy. */
+const scopeFor = (context: AuthContext, discovery: Discovery): string | undefined =>
+  context.stepUp?.scope ||
+  selectScope({
+    configured: context.input.scope,
+    challenged: context.challenge?.scope,
+    resourceScopes: discovery.resourceMetadata?.scopes_supported,
+  })
+
+const grantFor = (context: AuthContext, discovery: Discovery): GrantConfig =>
+  chooseGrant(context.input.grant, discovery.authorizationServer, {
+    clientId: context.input.client.clientId,
+    hasCredentials: hasClientCredentials(context.input.client),
+  })
+
+/**
+ * Builds the machine. Its actors run on `runtime`, which supplies the services; `dpop` holds
+ * the engine's DPoP key and nonces.
+ */
+export const makeAuthMachine = (
+  runtime: Runtime.Runtime<AuthEnv>,
+  dpop: DpopSession = makeDpopSession(),
+) =>
   setup({
     types: {
       context: {} as AuthContext,
@@ -126,19 +178,21 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
           redirectUri: input.redirectUri,
           client: input.client,
           cached: input.cached,
+          interactive: input.interactive,
         }),
       ),
       callbackListener: fromScopedEffect(
         runtime,
         "STEP_FAILED",
         (api: {
-          input: { preferredPort: number }
+          input: { preferredPort: number; enabled: boolean }
           sendBack: (event: ListenerEvent) => void
           onReceive: (
             listener: (event: { type: string; attempt?: AuthorizationAttempt }) => void,
           ) => void
         }) =>
           runCallbackListener({
+            enabled: api.input.enabled,
             preferredPort: api.input.preferredPort,
             sendBack: api.sendBack,
             onReceive: api.onReceive,
@@ -155,17 +209,31 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
           }) => void
         }) => runAuthorize(api.input, api.sendBack),
       ),
-      exchange: fromEffect(runtime, runExchange),
-      refresh: fromEffect(runtime, runRefresh),
+      exchange: fromEffect(runtime, (input: ExchangeInput) => runExchange(input, dpop)),
+      refresh: fromEffect(runtime, (input: RefreshInput) => runRefresh(input, dpop)),
       logout: fromEffect(runtime, runLogout),
     },
     actions: {
       markLoaded: assign({ loaded: true }),
-      storeSession: assign((_, params: { session: Session | undefined }) => ({
+      storeSession: assign(({ context }, params: { session: Session | undefined }) => ({
         session: params.session,
         loaded: true,
         error: undefined,
+        // A stored session brings its client, so a later sign-in at that issuer reuses it.
+        registrations:
+          params.session === undefined
+            ? context.registrations
+            : { ...context.registrations, [params.session.client.issuer]: params.session.client },
       })),
+      storeExpiredTokenError: assign({
+        error: ({ context }) =>
+          new TokenError({
+            reason: "invalid_response",
+            grant: "refresh_token",
+            endpoint: context.session?.authorizationServer.token_endpoint ?? "",
+            detail: "the refreshed access token had already expired",
+          }),
+      }),
       storeChallenge: assign((_, params: { challenge: ChallengeInfo }) => ({
         challenge: params.challenge,
       })),
@@ -182,7 +250,8 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
       storeRedirectUri: assign((_, params: { redirectUri: string }) => ({
         redirectUri: params.redirectUri,
       })),
-      storeDiscovery: assign((_, params: { discovery: Discovery }) => ({
+      storeDiscovery: assign(({ context }, params: { discovery: Discovery }) => ({
+        grant: grantFor(context, params.discovery),
         discovery: params.discovery,
       })),
       storeRegistration: assign(({ context }, params: { registration: ClientRegistration }) => ({
@@ -251,6 +320,10 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
       isRefreshDue: ({ context }) => refreshDelay(context.session, Date.now()) === 0,
       hasUsableToken: ({ context }) => hasUsableToken(context.session, Date.now()),
       isListening: ({ context }) => context.redirectUri !== undefined,
+      isReadyToRegister: ({ context }, params: { discovery: Discovery }) =>
+        context.redirectUri !== undefined ||
+        grantFor(context, params.discovery).type !== "authorization_code",
+      isNonInteractiveGrant: ({ context }) => context.grant.type !== "authorization_code",
       isCallbackRejected: ({ context }, params: { params: Redacted.Redacted<URLSearchParams> }) =>
         context.attempt === undefined ||
         validateCallback(Redacted.value(params.params), context.attempt)._tag === "Left",
@@ -280,7 +353,7 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
     },
   }).createMachine({
     id: "mcpAuth",
-    context: ({ input }) => ({ input, loaded: false, registrations: {} }),
+    context: ({ input }) => ({ input, loaded: false, registrations: {}, grant: input.grant }),
     initial: "idle",
     states: {
       idle: {
@@ -340,7 +413,11 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
         invoke: {
           id: "callbackListener",
           src: "callbackListener",
-          input: ({ context }) => ({ preferredPort: context.input.callbackPort }),
+          input: ({ context }) => ({
+            preferredPort: context.input.callbackPort,
+            // Grants without a browser never receive a redirect, so no port is opened for them.
+            enabled: context.input.grant.type === "authorization_code",
+          }),
         },
         on: {
           LISTENING: {
@@ -369,7 +446,10 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
               }),
               onDone: [
                 {
-                  guard: "isListening",
+                  guard: {
+                    type: "isReadyToRegister",
+                    params: ({ event }) => ({ discovery: event.output }),
+                  },
                   target: "registering",
                   actions: {
                     type: "storeDiscovery",
@@ -401,18 +481,29 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
                 const discovery = context.discovery!
                 return {
                   discovery,
-                  redirectUri: context.redirectUri!,
+                  redirectUri: context.redirectUri,
                   client: context.input.client,
                   cached: context.registrations[discovery.authorizationServer.issuer],
+                  interactive: context.grant.type === "authorization_code",
                 }
               },
-              onDone: {
-                target: "awaitingCallback",
-                actions: {
-                  type: "storeRegistration",
-                  params: ({ event }) => ({ registration: event.output }),
+              onDone: [
+                {
+                  guard: "isNonInteractiveGrant",
+                  target: "#mcpAuth.exchanging",
+                  actions: {
+                    type: "storeRegistration",
+                    params: ({ event }) => ({ registration: event.output }),
+                  },
                 },
-              },
+                {
+                  target: "awaitingCallback",
+                  actions: {
+                    type: "storeRegistration",
+                    params: ({ event }) => ({ registration: event.output }),
+                  },
+                },
+              ],
               onError: {
                 target: "#mcpAuth.failed",
                 actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
@@ -428,13 +519,8 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
                 return {
                   discovery,
                   registration: context.registrations[discovery.authorizationServer.issuer]!,
-                  scope:
-                    context.stepUp?.scope ||
-                    selectScope({
-                      configured: context.input.scope,
-                      challenged: context.challenge?.scope,
-                      resourceScopes: discovery.resourceMetadata?.scopes_supported,
-                    }),
+                  redirectUri: context.redirectUri!,
+                  scope: scopeFor(context, discovery),
                 }
               },
             },
@@ -478,11 +564,25 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
           src: "exchange",
           input: ({ context }): ExchangeInput => {
             const discovery = context.discovery!
+            const registration = context.registrations[discovery.authorizationServer.issuer]!
+            if (context.grant.type !== "authorization_code") {
+              return {
+                kind: "grant",
+                discovery,
+                registration,
+                grant: context.grant,
+                privateKey: context.input.client.privateKey,
+                scope: scopeFor(context, discovery),
+                dpop: wantsDpop(context),
+              }
+            }
             return {
+              kind: "authorization_code",
               discovery,
-              registration: context.registrations[discovery.authorizationServer.issuer]!,
+              registration,
               attempt: context.attempt!,
               params: context.callbackParams!,
+              dpop: wantsDpop(context),
             }
           },
           onDone: {
@@ -505,19 +605,30 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
       authenticated: {
         after: {
           refreshDelay: [
-            { guard: { type: "isRefreshDue" }, target: "refreshing" },
+            { guard: and(["isRefreshDue", "canRefresh"]), target: "refreshing" },
+            { guard: and(["isRefreshDue", "isNonInteractiveGrant"]), target: "authorizing" },
+            { guard: "isRefreshDue", target: "authRequired", actions: "clearSession" },
             { target: "authenticated", reenter: true },
           ],
         },
         on: {
           REFRESH: [
             { guard: "canRefresh", target: "refreshing" },
+            { guard: "isNonInteractiveGrant", target: "authorizing" },
             { target: "authRequired", actions: "clearSession" },
           ],
           UNAUTHORIZED: [
             {
               guard: "canRefresh",
               target: "refreshing",
+              actions: {
+                type: "storeChallenge",
+                params: ({ event }) => ({ challenge: event.challenge }),
+              },
+            },
+            {
+              guard: "isNonInteractiveGrant",
+              target: "authorizing",
               actions: {
                 type: "storeChallenge",
                 params: ({ event }) => ({ challenge: event.challenge }),
@@ -556,11 +667,28 @@ export const makeAuthMachine = (runtime: Runtime.Runtime<AuthEnv>) =>
         invoke: {
           id: "refresh",
           src: "refresh",
-          input: ({ context }) => context.session!,
-          onDone: {
-            target: "authenticated",
-            actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
-          },
+          input: ({ context }): RefreshInput => ({
+            session: context.session!,
+            dpop: wantsDpop(context),
+          }),
+          onDone: [
+            {
+              guard: {
+                type: "hasUsableSession",
+                params: ({ event }) => ({ session: event.output }),
+              },
+              target: "authenticated",
+              actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+            },
+            {
+              // Refreshing again at once would loop; the host sees the failure instead.
+              target: "failed",
+              actions: [
+                { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+                "storeExpiredTokenError",
+              ],
+            },
+          ],
           onError: [
             {
               guard: {

@@ -11,9 +11,22 @@ import {
   validateCallback,
 } from "../protocol/authorization.js"
 import type { Discovery } from "../protocol/discovery.js"
+import { type DpopKey, DpopNonces, generateDpopKey } from "../protocol/dpop.js"
+import {
+  clientCredentialsGrant,
+  type GrantConfig,
+  idJagGrant,
+  jwtBearerGrant,
+} from "../protocol/grants.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import { loadSession, removeSession, saveSession } from "../protocol/session.js"
-import { exchangeCode, refreshTokens, revokeTokens } from "../protocol/token.js"
+import {
+  type ClientPrivateKey,
+  type DpopBinding,
+  exchangeCode,
+  refreshTokens,
+  revokeTokens,
+} from "../protocol/token.js"
 import { type ClientRegistration, SESSION_VERSION, type Session } from "../schema/session.js"
 import { Browser } from "../services/browser.js"
 import { CallbackServer } from "../services/callback-server.js"
@@ -29,6 +42,8 @@ export type ListenerEvent =
 
 /** Binds the loopback listener and reports callbacks until the machine leaves `authorizing`. */
 export const runCallbackListener = (options: {
+  /** False for grants without a browser: nothing is bound. */
+  readonly enabled: boolean
   readonly preferredPort: number
   readonly sendBack: (event: ListenerEvent) => void
   readonly onReceive: (
@@ -36,6 +51,7 @@ export const runCallbackListener = (options: {
   ) => void
 }) =>
   Effect.gen(function* () {
+    if (!options.enabled) return
     const server = yield* CallbackServer
     const listener = yield* server.listen({
       preferredPort: options.preferredPort,
@@ -54,6 +70,7 @@ export const runCallbackListener = (options: {
 export interface AuthorizeInput {
   readonly discovery: Discovery
   readonly registration: ClientRegistration
+  readonly redirectUri: string
   readonly scope: string | undefined
 }
 
@@ -72,7 +89,7 @@ export const runAuthorize = (input: AuthorizeInput, sendBack: (event: AuthorizeE
     const attempt = yield* createAttempt({
       authorizationServer: input.discovery.authorizationServer,
       clientId: input.registration.clientId,
-      redirectUri: input.registration.redirectUri,
+      redirectUri: input.redirectUri,
       resource: input.discovery.resource,
       scope: input.scope,
     })
@@ -88,27 +105,87 @@ export const runAuthorize = (input: AuthorizeInput, sendBack: (event: AuthorizeE
     yield* browser.open(Redacted.value(attempt.authorizationUrl), attempt.redirectUri)
   })
 
-/** Inputs of the code exchange. */
-export interface ExchangeInput {
-  readonly discovery: Discovery
-  readonly registration: ClientRegistration
-  readonly attempt: AuthorizationAttempt
-  readonly params: Redacted.Redacted<URLSearchParams>
+/** Inputs of the token step: a code exchange, or a grant without a browser. */
+export type ExchangeInput =
+  | {
+      readonly kind: "authorization_code"
+      readonly discovery: Discovery
+      readonly registration: ClientRegistration
+      readonly attempt: AuthorizationAttempt
+      readonly params: Redacted.Redacted<URLSearchParams>
+      readonly dpop: boolean
+    }
+  | {
+      readonly kind: "grant"
+      readonly discovery: Discovery
+      readonly registration: ClientRegistration
+      readonly grant: Exclude<GrantConfig, { readonly type: "authorization_code" }>
+      readonly privateKey: ClientPrivateKey | undefined
+      readonly scope: string | undefined
+      readonly dpop: boolean
+    }
+
+/** The engine's DPoP key (made on first use) and the nonces servers handed out. */
+export interface DpopSession {
+  readonly nonces: DpopNonces
+  readonly binding: () => Promise<DpopBinding>
 }
 
-/** Validates the callback, exchanges the code, and persists the new session before returning it. */
-export const runExchange = (input: ExchangeInput) =>
+/** Creates a DPoP session whose key pair is generated on first use. */
+export const makeDpopSession = (): DpopSession => {
+  let key: Promise<DpopKey> | undefined
+  const nonces = new DpopNonces()
+  return {
+    nonces,
+    binding: async () => {
+      key ??= generateDpopKey()
+      return { key: await key, nonces }
+    },
+  }
+}
+
+const dpopBinding = (wanted: boolean, session: DpopSession) =>
+  wanted ? Effect.promise(() => session.binding()) : Effect.succeed(undefined)
+
+const obtainTokens = (input: ExchangeInput, dpop: DpopBinding | undefined) =>
   Effect.gen(function* () {
-    const callback = yield* Either.mapLeft(
-      validateCallback(Redacted.value(input.params), input.attempt),
-      (error): AuthorizationError | TokenError | KeychainError => error,
-    )
-    const tokens = yield* exchangeCode({
-      authorizationServer: input.discovery.authorizationServer,
+    const authorizationServer = input.discovery.authorizationServer
+    if (input.kind === "authorization_code") {
+      const callback = yield* Either.mapLeft(
+        validateCallback(Redacted.value(input.params), input.attempt),
+        (error): AuthorizationError | TokenError => error,
+      )
+      return yield* exchangeCode({
+        authorizationServer,
+        registration: input.registration,
+        attempt: input.attempt,
+        callback,
+        dpop,
+      })
+    }
+    const grantInput = {
+      authorizationServer,
       registration: input.registration,
-      attempt: input.attempt,
-      callback,
-    })
+      privateKey: input.privateKey,
+      resource: input.discovery.resource,
+      scope: input.scope,
+      dpop,
+    }
+    switch (input.grant.type) {
+      case "client_credentials":
+        return yield* clientCredentialsGrant(grantInput)
+      case "jwt_bearer":
+        return yield* jwtBearerGrant({ ...grantInput, assertion: input.grant.assertion })
+      case "id_jag":
+        return yield* idJagGrant({ ...grantInput, identityProvider: input.grant.identityProvider })
+    }
+  })
+
+/** Obtains tokens for the chosen grant and persists the new session before returning it. */
+export const runExchange = (input: ExchangeInput, dpopSession: DpopSession) =>
+  Effect.gen(function* () {
+    const dpop = yield* dpopBinding(input.dpop, dpopSession)
+    const tokens = yield* obtainTokens(input, dpop)
     const previous = yield* loadSession(input.discovery.serverUrl).pipe(
       Effect.orElseSucceed(() => undefined),
     )
@@ -124,13 +201,22 @@ export const runExchange = (input: ExchangeInput) =>
     return yield* saveSession(session)
   })
 
+/** Inputs of a refresh. */
+export interface RefreshInput {
+  readonly session: Session
+  readonly dpop: boolean
+}
+
 /**
  * Refreshes the session's tokens and persists them before they are handed out. On
  * `invalid_grant` the stored tokens are deleted, because the grant is gone.
  */
-export const runRefresh = (session: Session) =>
+export const runRefresh = (input: RefreshInput, dpopSession: DpopSession) =>
   Effect.gen(function* () {
+    const session = input.session
+    const dpop = yield* dpopBinding(input.dpop, dpopSession)
     const tokens = yield* refreshTokens({
+      dpop,
       authorizationServer: session.authorizationServer,
       registration: session.client,
       resource: session.resource,
@@ -166,9 +252,10 @@ export const runLogout = (input: {
 /** Inputs of the registration step. */
 export interface RegisterInput {
   readonly discovery: Discovery
-  readonly redirectUri: string
+  readonly redirectUri: string | undefined
   readonly client: ClientConfig
   readonly cached: ClientRegistration | undefined
+  readonly interactive: boolean
 }
 
 export { loadSession }

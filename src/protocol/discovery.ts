@@ -73,6 +73,10 @@ export const issuerMatches = (expected: string, received: string): boolean =>
 const isNotFound = (document: FetchedDocument): boolean =>
   document.json === undefined || (document.status >= 400 && document.status < 500)
 
+/** Describes a candidate without metadata, such as an HTML catch-all page, for errors. */
+const describeMiss = (document: FetchedDocument): string =>
+  `${document.url} (status ${document.status}, ${document.contentType || "no content type"})`
+
 const fetchCandidate = (url: string, protocolVersion: string) =>
   fetchDocument(url, { "mcp-protocol-version": protocolVersion }).pipe(
     Effect.mapError(
@@ -108,16 +112,17 @@ const findProtectedResourceMetadata = (serverUrl: URL, input: DiscoveryInput) =>
       if (!candidates.includes(url)) candidates.push(url)
     }
 
+    // A JSON body without "resource" is often a catch-all response, so the next candidate is
+    // tried. It is reported when no candidate contains metadata, and legacy discovery does not
+    // start then, because the server did publish something at a metadata URL.
+    let invalidUrl: string | undefined
     for (const url of candidates) {
       const document = yield* fetchCandidate(url, input.protocolVersion)
       if (isNotFound(document) || document.status !== 200) continue
       const decoded = decodeProtectedResourceMetadata(document.json)
       if (Either.isLeft(decoded)) {
-        return yield* new DiscoveryError({
-          reason: "invalid_metadata",
-          url,
-          detail: `protected resource metadata lacks a string "resource"`,
-        })
+        invalidUrl ??= url
+        continue
       }
       const metadata = decoded.right
       if (!resourceMatchesServer(metadata.resource, serverUrl)) {
@@ -131,6 +136,13 @@ const findProtectedResourceMetadata = (serverUrl: URL, input: DiscoveryInput) =>
       }
       return { url, metadata }
     }
+    if (invalidUrl !== undefined) {
+      return yield* new DiscoveryError({
+        reason: "invalid_metadata",
+        url: invalidUrl,
+        detail: `protected resource metadata lacks a string "resource"`,
+      })
+    }
     return undefined
   })
 
@@ -140,10 +152,17 @@ const findAuthorizationServerMetadata = (
   protocolVersion: string,
 ) =>
   Effect.gen(function* () {
+    const misses: string[] = []
     for (const url of candidates) {
       const document = yield* fetchCandidate(url, protocolVersion)
-      if (isNotFound(document) || document.status !== 200) continue
-      if (typeof document.json?.issuer !== "string") continue
+      if (
+        isNotFound(document) ||
+        document.status !== 200 ||
+        typeof document.json?.issuer !== "string"
+      ) {
+        misses.push(describeMiss(document))
+        continue
+      }
       const decoded = decodeAuthorizationServerMetadata(document.json)
       if (Either.isLeft(decoded)) {
         return yield* new DiscoveryError({
@@ -161,9 +180,9 @@ const findAuthorizationServerMetadata = (
           detail: `authorization server metadata names another "issuer"`,
         })
       }
-      return decoded.right
+      return { metadata: decoded.right, misses }
     }
-    return undefined
+    return { metadata: undefined, misses }
   })
 
 /** Checks the MUSTs on usable authorization server metadata: safe endpoints and S256 PKCE. */
@@ -204,7 +223,7 @@ const legacyDiscovery = (serverUrl: URL, input: DiscoveryInput) =>
     yield* Effect.logWarning(
       "no protected resource metadata; using the MCP origin as the authorization server",
     ).pipe(Effect.annotateLogs({ origin }))
-    const metadata = yield* findAuthorizationServerMetadata(
+    const { metadata } = yield* findAuthorizationServerMetadata(
       origin,
       [`${origin}/.well-known/oauth-authorization-server`],
       input.protocolVersion,
@@ -274,7 +293,7 @@ export const discover = (
       })
     }
 
-    const metadata = yield* findAuthorizationServerMetadata(
+    const { metadata, misses } = yield* findAuthorizationServerMetadata(
       issuer,
       authorizationServerMetadataUrls(issuerUrl),
       input.protocolVersion,
@@ -283,7 +302,7 @@ export const discover = (
       return yield* new DiscoveryError({
         reason: "metadata_not_found",
         expected: issuer,
-        detail: "no authorization server metadata at any RFC 8414 or OpenID Connect location",
+        detail: `no authorization server metadata at any RFC 8414 or OpenID Connect location (tried ${misses.join(", ")})`,
       })
     }
     const validated = yield* validateAuthorizationServer(metadata, { requirePkceMetadata: true })

@@ -13,6 +13,8 @@ import {
   type TokenEndpointAuthMethod,
 } from "../schema/oauth.js"
 import type { ClientRegistration } from "../schema/session.js"
+import { issuerMatches } from "./discovery.js"
+import type { ClientPrivateKey } from "./token.js"
 
 /** How the host wants the client identified. Every field is optional. */
 export interface ClientConfig {
@@ -27,15 +29,20 @@ export interface ClientConfig {
   readonly clientMetadataUrl?: string | undefined
   /** `client_name` sent with Dynamic Client Registration. */
   readonly clientName?: string | undefined
+  /** A private key for `private_key_jwt` client authentication of a pre-registered client. */
+  readonly privateKey?: ClientPrivateKey | undefined
 }
 
 /** Inputs of one registration step. */
 export interface RegistrationInput {
   readonly authorizationServer: AuthorizationServerMetadata
-  readonly redirectUri: string
+  /** The loopback redirect URI; absent for grants without a browser. */
+  readonly redirectUri: string | undefined
   readonly client: ClientConfig
   /** A registration from an earlier sign-in, reused when it still fits. */
   readonly cached?: ClientRegistration | undefined
+  /** Whether the grant involves a browser; other grants need a pre-registered client. */
+  readonly interactive?: boolean | undefined
 }
 
 /** Default `client_name` for Dynamic Client Registration. */
@@ -74,7 +81,9 @@ const preRegistered = (input: RegistrationInput, clientId: string): ClientRegist
     clientSecret: client.clientSecret,
     tokenEndpointAuthMethod:
       client.tokenEndpointAuthMethod ??
-      chooseAuthMethod(authorizationServer, client.clientSecret !== undefined),
+      (client.privateKey !== undefined
+        ? "private_key_jwt"
+        : chooseAuthMethod(authorizationServer, client.clientSecret !== undefined)),
     redirectUri: input.redirectUri,
     source: "pre-registered",
   }
@@ -90,7 +99,7 @@ export const makeRegistrationRequest = (input: RegistrationInput) => {
       : "client_secret_post"
   return {
     client_name: input.client.clientName ?? DEFAULT_CLIENT_NAME,
-    redirect_uris: [input.redirectUri],
+    redirect_uris: input.redirectUri === undefined ? [] : [input.redirectUri],
     grant_types: ["authorization_code", "refresh_token"],
     response_types: ["code"],
     token_endpoint_auth_method: authMethod,
@@ -103,7 +112,10 @@ const asAuthMethod = (value: string | undefined): TokenEndpointAuthMethod | unde
     ? value
     : undefined
 
-const registerDynamically = (input: RegistrationInput, endpoint: string) =>
+const registerDynamically = (
+  input: RegistrationInput & { readonly redirectUri: string },
+  endpoint: string,
+) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
     const body = makeRegistrationRequest(input)
@@ -173,13 +185,33 @@ export const register = (
     const nowSeconds = Math.floor(Date.now() / 1000)
 
     if (client.clientId !== undefined) {
-      if (client.issuer !== undefined && client.issuer !== authorizationServer.issuer) {
+      // The same one-trailing-slash tolerance as discovery's issuer check, so a configured
+      // "https://idp.example/" still matches metadata that publishes "https://idp.example".
+      if (
+        client.issuer !== undefined &&
+        !issuerMatches(client.issuer, authorizationServer.issuer)
+      ) {
         return yield* new RegistrationError({
           reason: "wrong_issuer",
           detail: `the configured client belongs to "${client.issuer}", not "${authorizationServer.issuer}"`,
         })
       }
       return preRegistered(input, client.clientId)
+    }
+
+    if (input.interactive === false) {
+      return yield* new RegistrationError({
+        reason: "no_registration_method",
+        detail: "grants without a browser need a pre-registered client id",
+      })
+    }
+
+    const redirectUri = input.redirectUri
+    if (redirectUri === undefined) {
+      return yield* new RegistrationError({
+        reason: "no_registration_method",
+        detail: "registration needs the loopback redirect URI",
+      })
     }
 
     if (input.cached !== undefined && isReusable(input.cached, input, nowSeconds)) {
@@ -201,7 +233,10 @@ export const register = (
     }
 
     if (authorizationServer.registration_endpoint !== undefined) {
-      return yield* registerDynamically(input, authorizationServer.registration_endpoint)
+      return yield* registerDynamically(
+        { ...input, redirectUri },
+        authorizationServer.registration_endpoint,
+      )
     }
 
     return yield* new RegistrationError({

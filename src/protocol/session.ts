@@ -52,7 +52,17 @@ export const saveSession = (session: Session): Effect.Effect<Session, KeychainEr
       ...session,
       generation: Math.max(session.generation, current?.generation ?? 0) + 1,
     }
-    yield* keychain.set(key, encodeSession(next))
+    const text = yield* Effect.try({
+      try: () => encodeSession(next),
+      catch: (cause) =>
+        new KeychainError({
+          reason: "write_failed",
+          store: keychain.name,
+          detail: "the session does not match the session record format",
+          cause,
+        }),
+    })
+    yield* keychain.set(key, text)
     return next
   })
 

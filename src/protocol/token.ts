@@ -4,8 +4,11 @@
  * its own schema because real servers send `expires_in` as a string and omit fields that
  * `oauth4webapi`'s processors require.
  */
+
+import { randomUUID } from "node:crypto"
 import type { HttpClient } from "@effect/platform"
 import { Duration, Effect, Either, Redacted, Schedule, Schema } from "effect"
+import { importPKCS8, SignJWT } from "jose"
 import * as oauth from "oauth4webapi"
 import { type GrantKind, TokenError } from "../errors.js"
 import type { AuthorizationServerMetadata } from "../schema/metadata.js"
@@ -13,6 +16,7 @@ import { OAuthErrorResponse, TokenResponse } from "../schema/oauth.js"
 import type { ClientRegistration, TokenSet } from "../schema/session.js"
 import { type FetchFunction, makeFetch } from "../services/http.js"
 import type { AuthorizationAttempt, ValidCallback } from "./authorization.js"
+import { createDpopProof, type DpopKey, type DpopNonces } from "./dpop.js"
 import { isLoopbackHost, parseUrl } from "./urls.js"
 
 /**
@@ -26,8 +30,44 @@ const clientSecretBasicRaw =
     headers.set("authorization", `Basic ${credentials}`)
   }
 
+/** A private key for `private_key_jwt` client authentication (RFC 7523 §2.2). */
+export interface ClientPrivateKey {
+  /** A PKCS#8 PEM private key. */
+  readonly pem: Redacted.Redacted<string>
+  /** The JWS algorithm of the key, such as "ES256" or "RS256". */
+  readonly algorithm: string
+  readonly keyId?: string | undefined
+}
+
+/** How long a client assertion stays valid; short, because it is sent at once. */
+const CLIENT_ASSERTION_LIFETIME = "60s"
+
+/**
+ * `private_key_jwt` client authentication: a JWT with `iss` and `sub` set to the client id and
+ * `aud` set to the authorization server's issuer, signed by the client's key with `jose`.
+ */
+const privateKeyJwt =
+  (key: ClientPrivateKey): oauth.ClientAuth =>
+  async (as, client, body) => {
+    const privateKey = await importPKCS8(Redacted.value(key.pem), key.algorithm)
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: key.algorithm, ...(key.keyId ? { kid: key.keyId } : {}) })
+      .setIssuer(client.client_id)
+      .setSubject(client.client_id)
+      .setAudience(as.issuer)
+      .setIssuedAt()
+      .setExpirationTime(CLIENT_ASSERTION_LIFETIME)
+      .setJti(randomUUID())
+      .sign(privateKey)
+    body.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    body.set("client_assertion", assertion)
+  }
+
 /** The `oauth4webapi` client authentication for a registration. */
-export const clientAuthentication = (registration: ClientRegistration): oauth.ClientAuth => {
+export const clientAuthentication = (
+  registration: ClientRegistration,
+  privateKey?: ClientPrivateKey | undefined,
+): oauth.ClientAuth => {
   const secret =
     registration.clientSecret === undefined ? "" : Redacted.value(registration.clientSecret)
   switch (registration.tokenEndpointAuthMethod) {
@@ -37,6 +77,11 @@ export const clientAuthentication = (registration: ClientRegistration): oauth.Cl
       return oauth.ClientSecretPost(secret)
     case "none":
       return oauth.None()
+    case "private_key_jwt":
+      if (privateKey === undefined) {
+        throw new TypeError("private_key_jwt needs the client's private key")
+      }
+      return privateKeyJwt(privateKey)
   }
 }
 
@@ -48,7 +93,13 @@ const isLoopbackEndpoint = (endpoint: string): boolean => {
   return url !== undefined && url.protocol === "http:" && isLoopbackHost(url.hostname)
 }
 
-const requestOptions = (fetch: FetchFunction, endpoint: string, resource: string | undefined) => ({
+const requestOptions = (
+  fetch: FetchFunction,
+  endpoint: string,
+  resource: string | undefined,
+  headers: Record<string, string> = {},
+) => ({
+  headers,
   [oauth.customFetch]: fetch,
   // `oauth4webapi` refuses http: unless told; the engine allows it for loopback hosts only.
   [oauth.allowInsecureRequests]: isLoopbackEndpoint(endpoint),
@@ -134,22 +185,63 @@ export const decodeTokenResponse = (
   return Either.right(tokens)
 }
 
-const send = (
+/** A DPoP key and the nonces servers gave it, used to sign proofs for token requests. */
+export interface DpopBinding {
+  readonly key: DpopKey
+  readonly nonces: DpopNonces
+}
+
+/** A token endpoint answer, read whole. */
+export interface EndpointResponse {
+  readonly status: number
+  readonly body: string
+}
+
+const isNonceChallenge = (response: EndpointResponse): boolean => {
+  if (response.status !== 400 && response.status !== 401) return false
+  try {
+    return (JSON.parse(response.body) as { error?: unknown }).error === "use_dpop_nonce"
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Sends one token endpoint request. With DPoP, each try carries a fresh proof, and a
+ * `use_dpop_nonce` answer that brings a new nonce is retried once with it (RFC 9449 §8).
+ */
+export const send = (
   grant: GrantKind,
   endpoint: string,
-  request: (fetch: FetchFunction) => Promise<Response>,
+  dpop: DpopBinding | undefined,
+  request: (fetch: FetchFunction, headers: Record<string, string>) => Promise<Response>,
 ) =>
   Effect.gen(function* () {
     const fetch = yield* makeFetch
-    const response = yield* Effect.tryPromise({
-      try: async (signal) => {
+    const once =
+      (signal: AbortSignal) => async (): Promise<EndpointResponse & { nonce: boolean }> => {
         const abortable: FetchFunction = (url, init) => fetch(url, { ...init, signal })
-        const result = await request(abortable)
-        return { status: result.status, body: await result.text() }
+        const headers: Record<string, string> = {}
+        if (dpop !== undefined) {
+          headers.dpop = await createDpopProof({
+            key: dpop.key,
+            method: "POST",
+            url: endpoint,
+            nonce: dpop.nonces.get(endpoint),
+          })
+        }
+        const result = await request(abortable, headers)
+        const nonce = dpop?.nonces.remember(endpoint, result.headers) ?? false
+        return { status: result.status, body: await result.text(), nonce }
+      }
+    return yield* Effect.tryPromise({
+      try: async (signal) => {
+        const first = await once(signal)()
+        if (dpop === undefined || !first.nonce || !isNonceChallenge(first)) return first
+        return once(signal)()
       },
       catch: (cause) => new TokenError({ reason: "network", grant, endpoint, cause }),
     })
-    return response
   })
 
 /** Inputs of the authorization code exchange. */
@@ -158,6 +250,7 @@ export interface ExchangeInput {
   readonly registration: ClientRegistration
   readonly attempt: AuthorizationAttempt
   readonly callback: ValidCallback
+  readonly dpop?: DpopBinding | undefined
 }
 
 /** Exchanges the authorization code and PKCE verifier for tokens (OAuth 2.1 §4.1.3). */
@@ -182,7 +275,7 @@ export const exchangeCode = (
           cause,
         }),
     })
-    const response = yield* send("authorization_code", endpoint, (fetch) =>
+    const response = yield* send("authorization_code", endpoint, input.dpop, (fetch, headers) =>
       oauth.authorizationCodeGrantRequest(
         as,
         client,
@@ -190,7 +283,7 @@ export const exchangeCode = (
         branded,
         attempt.redirectUri,
         Redacted.value(attempt.codeVerifier),
-        requestOptions(fetch, endpoint, attempt.resource),
+        requestOptions(fetch, endpoint, attempt.resource, headers),
       ),
     )
     return yield* decodeTokenResponse(response, {
@@ -207,6 +300,7 @@ export interface RefreshInput {
   readonly registration: ClientRegistration
   readonly resource: string | undefined
   readonly tokens: TokenSet
+  readonly dpop?: DpopBinding | undefined
 }
 
 /** Whether a token endpoint failure may pass if tried again: network errors, 408, 429, 5xx. */
@@ -243,13 +337,13 @@ export const refreshTokens = (
       })
     }
     const refreshToken = tokens.refreshToken
-    const response = yield* send("refresh_token", endpoint, (fetch) =>
+    const response = yield* send("refresh_token", endpoint, input.dpop, (fetch, headers) =>
       oauth.refreshTokenGrantRequest(
         toAuthorizationServer(authorizationServer),
         { client_id: registration.clientId },
         clientAuthentication(registration),
         Redacted.value(refreshToken),
-        requestOptions(fetch, endpoint, input.resource),
+        requestOptions(fetch, endpoint, input.resource, headers),
       ),
     )
     return yield* decodeTokenResponse(response, {
@@ -280,7 +374,7 @@ export const revokeTokens = (
     ]
     for (const [hint, token] of tokens) {
       if (token === undefined) continue
-      yield* send("refresh_token", endpoint, (fetch) =>
+      yield* send("revocation", endpoint, undefined, (fetch) =>
         oauth.revocationRequest(
           toAuthorizationServer(input.authorizationServer),
           { client_id: input.registration.clientId },

@@ -8,6 +8,7 @@ export const TokenEndpointAuthMethod = Schema.Literal(
   "none",
   "client_secret_basic",
   "client_secret_post",
+  "private_key_jwt",
 )
 export type TokenEndpointAuthMethod = typeof TokenEndpointAuthMethod.Type
 

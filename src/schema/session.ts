@@ -14,7 +14,8 @@ export const ClientRegistration = Schema.Struct({
   clientSecret: Schema.optional(Schema.Redacted(Schema.String)),
   clientSecretExpiresAt: Schema.optional(Schema.Number),
   tokenEndpointAuthMethod: TokenEndpointAuthMethod,
-  redirectUri: Schema.String,
+  /** The registered redirect URI; absent for grants without a browser. */
+  redirectUri: Schema.optional(Schema.String),
   source: Schema.Literal("pre-registered", "client-metadata-document", "dynamic"),
 })
 export type ClientRegistration = typeof ClientRegistration.Type
