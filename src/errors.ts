@@ -16,6 +16,7 @@ export type DiscoveryErrorReason =
   | "issuer_mismatch"
   | "pkce_not_supported"
   | "insecure_endpoint"
+  | "authorization_server_changed"
 
 /** Discovery failed before any registration or browser step. */
 export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
@@ -179,6 +180,17 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
   }
 }
 
+/** A failure the engine did not anticipate: a bug, reported as such rather than as a cancel. */
+export class UnexpectedError extends Data.TaggedError("UnexpectedError")<{
+  readonly reason: "defect"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `unexpected failure: ${this.detail}`
+  }
+}
+
 /** Every error the engine's lifecycle can end in. */
 export type AuthError =
   | DiscoveryError
@@ -188,6 +200,7 @@ export type AuthError =
   | KeychainError
   | SignInRequired
   | ConfigError
+  | UnexpectedError
 
 /** The `_tag` of every {@link AuthError}. */
 export type AuthErrorTag = AuthError["_tag"]
@@ -200,6 +213,7 @@ const AUTH_ERROR_TAGS: ReadonlySet<string> = new Set<AuthErrorTag>([
   "KeychainError",
   "SignInRequired",
   "ConfigError",
+  "UnexpectedError",
 ])
 
 /** Tells whether a value is one of the engine's tagged errors. */

@@ -282,6 +282,8 @@ export const makeAuthEngine = (
     })
 
     const logout = Effect.gen(function* () {
+      // `idle` ignores LOGOUT, so a session still loading would be signed in afterwards.
+      yield* waitForSnapshot(actor, (s) => stateOf(s) !== "idle" || s.context.loaded)
       actor.send({ type: "LOGOUT" })
       yield* waitForSnapshot(actor, (s) => stateOf(s) === "idle" && s.context.loaded)
     })

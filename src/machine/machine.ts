@@ -11,13 +11,14 @@ import {
   isAuthError,
   SignInRequired,
   TokenError,
+  UnexpectedError,
 } from "../errors.js"
 import type { AuthorizationAttempt } from "../protocol/authorization.js"
 import { validateCallback } from "../protocol/authorization.js"
 import { type Discovery, discover } from "../protocol/discovery.js"
 import { chooseGrant, type GrantConfig } from "../protocol/grants.js"
 import { type ClientConfig, register } from "../protocol/registration.js"
-import { selectScope, unionScopes } from "../protocol/scope.js"
+import { selectScope, unionScopes, withOfflineAccess } from "../protocol/scope.js"
 import type { ClientRegistration, Session } from "../schema/session.js"
 import { fromEffect, fromScopedEffect } from "./effect-actors.js"
 import {
@@ -43,6 +44,11 @@ export const REFRESH_SKEW_MS = 60_000
 export const DEFAULT_CALLBACK_TIMEOUT_MS = 5 * 60_000
 /** Authorization attempts allowed for one step-up scope before the engine stops asking. */
 export const MAX_STEP_UP_ATTEMPTS = 3
+/**
+ * How long to wait before trying a refresh again after a transient failure (network, 5xx)
+ * while the current token still works, so an unreachable server is not asked in a loop.
+ */
+export const REFRESH_RETRY_DELAY_MS = 30_000
 /** The longest delay a Node timer accepts; longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647
 
@@ -86,6 +92,8 @@ export interface AuthContext {
   /** The callback query; it holds the authorization code. */
   readonly callbackParams?: Redacted.Redacted<URLSearchParams> | undefined
   readonly session?: Session | undefined
+  /** No refresh before this time (ms since the epoch), set after a transient failure. */
+  readonly refreshRetryAt?: number | undefined
   readonly error?: AuthError | undefined
 }
 
@@ -109,7 +117,12 @@ export type AuthEvent =
 const asAuthError = (error: unknown): AuthError =>
   isAuthError(error)
     ? error
-    : new AuthorizationError({ reason: "cancelled", detail: "unexpected failure", cause: error })
+    : new UnexpectedError({
+        reason: "defect",
+        // Only the error's class name: a library message could quote a request.
+        detail: error instanceof Error ? error.name : typeof error,
+        cause: error,
+      })
 
 /** Milliseconds until a session's refresh is due; `MAX_TIMER_MS` when its expiry is unknown. */
 export const refreshDelay = (session: Session | undefined, now: number): number => {
@@ -120,6 +133,10 @@ export const refreshDelay = (session: Session | undefined, now: number): number 
   const skew = Math.min(REFRESH_SKEW_MS, lifetime / 2)
   return Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - skew - now))
 }
+
+/** Milliseconds until the next refresh, honouring a retry pause after a transient failure. */
+const nextRefreshIn = (context: AuthContext, now: number): number =>
+  Math.max(refreshDelay(context.session, now), (context.refreshRetryAt ?? 0) - now, 0)
 
 const hasUsableToken = (session: Session | undefined, now: number): boolean =>
   session !== undefined &&
@@ -139,13 +156,18 @@ const hasClientCredentials = (client: ClientConfig): boolean =>
   client.clientSecret !== undefined || client.privateKey !== undefined
 
 /** The scope of the next authorization: a step-up's union, else the selection strategy. */
-const scopeFor = (context: AuthContext, discovery: Discovery): string | undefined =>
-  context.stepUp?.scope ||
-  selectScope({
-    configured: context.input.scope,
-    challenged: context.challenge?.scope,
-    resourceScopes: discovery.resourceMetadata?.scopes_supported,
-  })
+const scopeFor = (context: AuthContext, discovery: Discovery): string | undefined => {
+  const selected =
+    context.stepUp?.scope ||
+    selectScope({
+      configured: context.input.scope,
+      challenged: context.challenge?.scope,
+      resourceScopes: discovery.resourceMetadata?.scopes_supported,
+    })
+  return context.grant.type === "authorization_code"
+    ? withOfflineAccess(selected, discovery.authorizationServer.scopes_supported)
+    : selected
+}
 
 const grantFor = (context: AuthContext, discovery: Discovery): GrantConfig =>
   chooseGrant(context.input.grant, discovery.authorizationServer, {
@@ -219,6 +241,7 @@ export const makeAuthMachine = (
         session: params.session,
         loaded: true,
         error: undefined,
+        refreshRetryAt: undefined,
         // A stored session brings its client, so a later sign-in at that issuer reuses it.
         registrations:
           params.session === undefined
@@ -299,6 +322,18 @@ export const makeAuthMachine = (
       }),
       clearAttempt: assign({ attempt: undefined, callbackParams: undefined }),
       clearSession: assign({ session: undefined }),
+      clearChallenge: assign({ challenge: undefined }),
+      clearRedirectUri: assign({ redirectUri: undefined }),
+      pauseRefresh: assign({
+        refreshRetryAt: ({ context }) => {
+          const now = Date.now()
+          const expiresAt = context.session?.tokens.expiresAt
+          // Never pause past expiry: the last chance to refresh is just before it.
+          return expiresAt === undefined
+            ? now + REFRESH_RETRY_DELAY_MS
+            : Math.min(now + REFRESH_RETRY_DELAY_MS, expiresAt - 1_000)
+        },
+      }),
       clearError: assign({ error: undefined }),
       resetAfterLogout: assign({
         session: undefined,
@@ -317,7 +352,7 @@ export const makeAuthMachine = (
       hasRefreshableSession: (_, params: { session: Session | undefined }) =>
         params.session?.tokens.refreshToken !== undefined,
       canRefresh: ({ context }) => context.session?.tokens.refreshToken !== undefined,
-      isRefreshDue: ({ context }) => refreshDelay(context.session, Date.now()) === 0,
+      isRefreshDue: ({ context }) => nextRefreshIn(context, Date.now()) === 0,
       hasUsableToken: ({ context }) => hasUsableToken(context.session, Date.now()),
       isListening: ({ context }) => context.redirectUri !== undefined,
       isReadyToRegister: ({ context }, params: { discovery: Discovery }) =>
@@ -348,7 +383,7 @@ export const makeAuthMachine = (
       },
     },
     delays: {
-      refreshDelay: ({ context }) => refreshDelay(context.session, Date.now()),
+      refreshDelay: ({ context }) => nextRefreshIn(context, Date.now()),
       callbackTimeout: ({ context }) => context.input.callbackTimeoutMs,
     },
   }).createMachine({
@@ -410,6 +445,7 @@ export const makeAuthMachine = (
         },
       },
       authorizing: {
+        entry: "clearRedirectUri",
         invoke: {
           id: "callbackListener",
           src: "callbackListener",
@@ -582,6 +618,7 @@ export const makeAuthMachine = (
               registration,
               attempt: context.attempt!,
               params: context.callbackParams!,
+              privateKey: context.input.client.privateKey,
               dpop: wantsDpop(context),
             }
           },
@@ -670,6 +707,9 @@ export const makeAuthMachine = (
           input: ({ context }): RefreshInput => ({
             session: context.session!,
             dpop: wantsDpop(context),
+            resourceMetadataUrl: context.challenge?.resourceMetadataUrl,
+            protocolVersion: context.input.protocolVersion,
+            privateKey: context.input.client.privateKey,
           }),
           onDone: [
             {
@@ -678,7 +718,10 @@ export const makeAuthMachine = (
                 params: ({ event }) => ({ session: event.output }),
               },
               target: "authenticated",
-              actions: { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+              actions: [
+                { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+                "clearChallenge",
+              ],
             },
             {
               // Refreshing again at once would loop; the host sees the failure instead.
@@ -690,6 +733,22 @@ export const makeAuthMachine = (
             },
           ],
           onError: [
+            {
+              guard: {
+                type: "errorIs",
+                params: ({ event }) => ({
+                  error: event.error,
+                  tag: "DiscoveryError",
+                  reasons: ["authorization_server_changed"],
+                }),
+              },
+              // The challenge stays, so the next sign-in discovers the new server.
+              target: "authRequired",
+              actions: [
+                { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                "clearSession",
+              ],
+            },
             {
               guard: {
                 type: "errorIs",
@@ -709,7 +768,10 @@ export const makeAuthMachine = (
               // A transient failure while the current token still works keeps the session.
               guard: "hasUsableToken",
               target: "authenticated",
-              actions: { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+              actions: [
+                { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                "pauseRefresh",
+              ],
             },
             {
               target: "failed",
@@ -740,6 +802,7 @@ export const makeAuthMachine = (
           input: ({ context }) => ({
             serverUrl: context.input.serverUrl,
             session: context.session,
+            privateKey: context.input.client.privateKey,
           }),
           onDone: { target: "idle", actions: "resetAfterLogout" },
           onError: { target: "idle", actions: "resetAfterLogout" },

@@ -4,13 +4,13 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect, Either, Redacted } from "effect"
-import { AuthorizationError, type KeychainError, type TokenError } from "../errors.js"
+import { AuthorizationError, DiscoveryError, type TokenError } from "../errors.js"
 import {
   type AuthorizationAttempt,
   createAttempt,
   validateCallback,
 } from "../protocol/authorization.js"
-import type { Discovery } from "../protocol/discovery.js"
+import { currentAuthorizationServer, type Discovery, issuerMatches } from "../protocol/discovery.js"
 import { type DpopKey, DpopNonces, generateDpopKey } from "../protocol/dpop.js"
 import {
   clientCredentialsGrant,
@@ -113,6 +113,7 @@ export type ExchangeInput =
       readonly registration: ClientRegistration
       readonly attempt: AuthorizationAttempt
       readonly params: Redacted.Redacted<URLSearchParams>
+      readonly privateKey: ClientPrivateKey | undefined
       readonly dpop: boolean
     }
   | {
@@ -160,6 +161,7 @@ const obtainTokens = (input: ExchangeInput, dpop: DpopBinding | undefined) =>
         registration: input.registration,
         attempt: input.attempt,
         callback,
+        privateKey: input.privateKey,
         dpop,
       })
     }
@@ -205,7 +207,34 @@ export const runExchange = (input: ExchangeInput, dpopSession: DpopSession) =>
 export interface RefreshInput {
   readonly session: Session
   readonly dpop: boolean
+  /** `resource_metadata` of the 401 that asked for this refresh, read again before refreshing. */
+  readonly resourceMetadataUrl?: string | undefined
+  readonly protocolVersion: string
+  readonly privateKey: ClientPrivateKey | undefined
 }
+
+/**
+ * Fails with `authorization_server_changed` when the resource metadata now names another
+ * authorization server: refreshing at the old one would only get tokens the server rejects.
+ */
+const checkAuthorizationServer = (input: RefreshInput) =>
+  Effect.gen(function* () {
+    if (input.resourceMetadataUrl === undefined) return
+    const issuer = yield* currentAuthorizationServer({
+      serverUrl: input.session.serverUrl,
+      resourceMetadataUrl: input.resourceMetadataUrl,
+      protocolVersion: input.protocolVersion,
+    })
+    const previous = input.session.authorizationServer.issuer
+    if (issuer !== undefined && !issuerMatches(previous, issuer)) {
+      return yield* new DiscoveryError({
+        reason: "authorization_server_changed",
+        expected: previous,
+        received: issuer,
+        detail: "the protected resource metadata names a new authorization server",
+      })
+    }
+  })
 
 /**
  * Refreshes the session's tokens and persists them before they are handed out. On
@@ -214,9 +243,11 @@ export interface RefreshInput {
 export const runRefresh = (input: RefreshInput, dpopSession: DpopSession) =>
   Effect.gen(function* () {
     const session = input.session
+    yield* checkAuthorizationServer(input)
     const dpop = yield* dpopBinding(input.dpop, dpopSession)
     const tokens = yield* refreshTokens({
       dpop,
+      privateKey: input.privateKey,
       authorizationServer: session.authorizationServer,
       registration: session.client,
       resource: session.resource,
@@ -235,12 +266,14 @@ export const runRefresh = (input: RefreshInput, dpopSession: DpopSession) =>
 export const runLogout = (input: {
   readonly serverUrl: string
   readonly session: Session | undefined
+  readonly privateKey: ClientPrivateKey | undefined
 }) =>
   Effect.gen(function* () {
     // Delete first: a crash during revocation must not leave usable tokens on disk.
     yield* removeSession(input.serverUrl)
     if (input.session !== undefined) {
       yield* revokeTokens({
+        privateKey: input.privateKey,
         authorizationServer: input.session.authorizationServer,
         registration: input.session.client,
         resource: input.session.resource,

@@ -316,3 +316,17 @@ export const discover = (
     }
     return discovery
   }).pipe(Effect.withSpan("mcp-auth.discover"))
+
+/**
+ * Reads the protected resource metadata again (after a 401 that named it) and returns the
+ * authorization server it lists first, so a caller can tell when the server moved.
+ */
+export const currentAuthorizationServer = (
+  input: DiscoveryInput,
+): Effect.Effect<string | undefined, DiscoveryError, HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const serverUrl = parseUrl(input.serverUrl)
+    if (serverUrl === undefined) return undefined
+    const found = yield* findProtectedResourceMetadata(serverUrl, input)
+    return found?.metadata.authorization_servers?.[0]
+  })

@@ -18,7 +18,7 @@ import {
   decodeTokenResponse,
   send,
 } from "./token.js"
-import { isLoopbackHost, parseUrl } from "./urls.js"
+import { isLoopbackHost, isSafeEndpoint, parseUrl } from "./urls.js"
 
 /** RFC 7523 grant type for a JWT used as an authorization grant. */
 export const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -141,6 +141,15 @@ export const requestIdJag = (input: {
   Effect.gen(function* () {
     const idp = input.identityProvider
     const endpoint = idp.tokenEndpoint
+    if (!isSafeEndpoint(endpoint)) {
+      return yield* new TokenError({
+        reason: "invalid_response",
+        grant: "token_exchange",
+        endpoint: endpoint.slice(0, 200),
+        detail:
+          "the identity provider's token endpoint must be an https: URL or a loopback http: URL",
+      })
+    }
     const fetch = yield* makeFetch
     const body = new URLSearchParams({
       grant_type: TOKEN_EXCHANGE_GRANT,

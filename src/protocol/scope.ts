@@ -24,6 +24,19 @@ export interface ScopeSources {
   readonly resourceScopes?: ReadonlyArray<string> | undefined
 }
 
+/**
+ * Adds `offline_access` (a refresh token for later use) to a non-empty scope when the
+ * authorization server lists it in `scopes_supported`; never to an omitted scope, and never
+ * when the server does not list it.
+ */
+export const withOfflineAccess = (
+  scope: string | undefined,
+  serverScopes: ReadonlyArray<string> | undefined,
+): string | undefined =>
+  scope !== undefined && serverScopes?.includes("offline_access") === true
+    ? unionScopes(scope, "offline_access")
+    : scope
+
 /** Chooses the scope to request; undefined means the `scope` parameter is omitted. */
 export const selectScope = (sources: ScopeSources): string | undefined => {
   if (sources.configured !== undefined && sources.configured.trim() !== "") {

@@ -250,6 +250,7 @@ export interface ExchangeInput {
   readonly registration: ClientRegistration
   readonly attempt: AuthorizationAttempt
   readonly callback: ValidCallback
+  readonly privateKey?: ClientPrivateKey | undefined
   readonly dpop?: DpopBinding | undefined
 }
 
@@ -279,7 +280,7 @@ export const exchangeCode = (
       oauth.authorizationCodeGrantRequest(
         as,
         client,
-        clientAuthentication(registration),
+        clientAuthentication(registration, input.privateKey),
         branded,
         attempt.redirectUri,
         Redacted.value(attempt.codeVerifier),
@@ -300,6 +301,7 @@ export interface RefreshInput {
   readonly registration: ClientRegistration
   readonly resource: string | undefined
   readonly tokens: TokenSet
+  readonly privateKey?: ClientPrivateKey | undefined
   readonly dpop?: DpopBinding | undefined
 }
 
@@ -341,7 +343,7 @@ export const refreshTokens = (
       oauth.refreshTokenGrantRequest(
         toAuthorizationServer(authorizationServer),
         { client_id: registration.clientId },
-        clientAuthentication(registration),
+        clientAuthentication(registration, input.privateKey),
         Redacted.value(refreshToken),
         requestOptions(fetch, endpoint, input.resource, headers),
       ),
@@ -378,7 +380,7 @@ export const revokeTokens = (
         oauth.revocationRequest(
           toAuthorizationServer(input.authorizationServer),
           { client_id: input.registration.clientId },
-          clientAuthentication(input.registration),
+          clientAuthentication(input.registration, input.privateKey),
           Redacted.value(token),
           {
             [oauth.customFetch]: fetch,
