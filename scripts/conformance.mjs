@@ -49,6 +49,10 @@ Options:
   --scenarios LIST     comma-separated scenarios to run; the "auth/" prefix is optional
                        (default: every auth/* scenario of the suite)
   --spec-version V     run every scenario at protocol version V (adds --spec-version V --force)
+  --wires LIST         run the whole selection once per entry of LIST, comma-separated, where
+                       "default" is each scenario's own version and any other entry a forced
+                       --spec-version; prints one summary line per entry, "<entry>: N passed,
+                       M failed" (example: --wires default,2026-07-28)
   --client COMMAND     shell command of the client under test; the harness appends the server URL
                        (default: node --import=scripts/loopback-guard.mjs bin/conformance-client)
   --required FILE      exit 1 unless every scenario listed in FILE ran and passed
@@ -83,6 +87,7 @@ function parseOptions(argv) {
       options: {
         scenarios: { type: "string" },
         "spec-version": { type: "string" },
+        wires: { type: "string" },
         client: { type: "string" },
         required: { type: "string" },
         timeout: { type: "string" },
@@ -114,11 +119,25 @@ function parseOptions(argv) {
   if (values["spec-version"] !== undefined && !/^[\w.-]+$/.test(values["spec-version"])) {
     throw new SetupError(`invalid --spec-version '${values["spec-version"]}'`)
   }
+  const wires =
+    values.wires === undefined
+      ? undefined
+      : values.wires
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== "")
+  if (wires !== undefined && (wires.length === 0 || wires.some((w) => !/^[\w.-]+$/.test(w)))) {
+    throw new SetupError(`invalid --wires '${values.wires}'`)
+  }
+  if (wires !== undefined && values["spec-version"] !== undefined) {
+    throw new SetupError("use either --wires or --spec-version, not both")
+  }
 
   return {
     help: values.help,
     scenarios: values.scenarios === undefined ? undefined : splitScenarioList(values.scenarios),
     specVersion: values["spec-version"],
+    wires,
     client: values.client,
     requiredFile: values.required,
     timeoutMs: Math.round(timeoutSeconds * 1000),
@@ -689,12 +708,51 @@ async function main() {
       )
     }
   }
-  if (options.specVersion !== undefined) await checkSpecVersion(harness, options.specVersion)
+  // Each wire is one pass over the selection: undefined means each scenario's own version.
+  const wires =
+    options.wires === undefined
+      ? [options.specVersion]
+      : options.wires.map((wire) => (wire === "default" ? undefined : wire))
+  for (const wire of wires) {
+    if (wire !== undefined) await checkSpecVersion(harness, wire)
+  }
 
-  const resultsDir = createResultsDir(options.resultsDir)
+  const baseResultsDir = createResultsDir(options.resultsDir)
+  const nodeVersion = await readNodeVersion(harness.node)
+  process.on("SIGINT", endActiveHarnesses)
+  process.on("SIGTERM", endActiveHarnesses)
+
+  let allPassed = true
+  for (const wire of wires) {
+    const label = wire ?? "default"
+    const resultsDir =
+      options.wires === undefined ? baseResultsDir : path.join(baseResultsDir, label)
+    fs.mkdirSync(resultsDir, { recursive: true })
+    const passed = await runWire({
+      harness,
+      names,
+      required,
+      clientCommand,
+      version,
+      nodeVersion,
+      wire,
+      // A single pass keeps the plain summary line; several passes name theirs.
+      label: options.wires === undefined ? undefined : label,
+      resultsDir,
+      options,
+    })
+    allPassed &&= passed
+  }
+  return allPassed ? 0 : EXIT_FAILED
+}
+
+/** Runs the selection once at one wire version; returns whether it met the exit criterion. */
+async function runWire(run) {
+  const { harness, names, required, clientCommand, version, nodeVersion, wire, label, options } =
+    run
+  const resultsDir = run.resultsDir
   const summaryPath = path.join(resultsDir, "summary.txt")
   fs.writeFileSync(summaryPath, "")
-  const nodeVersion = await readNodeVersion(harness.node)
   fs.writeFileSync(
     path.join(resultsDir, "run-info.json"),
     `${JSON.stringify(
@@ -703,7 +761,7 @@ async function main() {
         harnessNode: nodeVersion,
         clientCommand,
         cwd: process.cwd(),
-        specVersion: options.specVersion ?? null,
+        specVersion: wire ?? null,
         clientTimeoutSeconds: options.timeoutMs / 1000,
         jobs: options.jobs,
         scenarios: names,
@@ -714,17 +772,14 @@ async function main() {
     )}\n`,
   )
 
-  process.on("SIGINT", endActiveHarnesses)
-  process.on("SIGTERM", endActiveHarnesses)
-
   log(
-    `${SUITE_PACKAGE}@${version} on Node ${nodeVersion}: ${names.length} scenario(s), results in ${resultsDir}`,
+    `${SUITE_PACKAGE}@${version} on Node ${nodeVersion}, ${wire === undefined ? "default versions" : `forced onto ${wire}`}: ${names.length} scenario(s), results in ${resultsDir}`,
   )
   const startedAt = Date.now()
   const results = await runScenarios(names, {
     harness,
     clientCommand,
-    specVersion: options.specVersion,
+    specVersion: wire,
     timeoutMs: options.timeoutMs,
     resultsDir,
     summaryPath,
@@ -733,13 +788,14 @@ async function main() {
   })
 
   const passedCount = results.filter((result) => result.passed).length
-  const summary = `${passedCount} passed, ${results.length - passedCount} failed`
+  const counts = `${passedCount} passed, ${results.length - passedCount} failed`
+  const summary = label === undefined ? counts : `${label}: ${counts}`
   process.stdout.write(`${summary}\n`)
   fs.appendFileSync(summaryPath, `${summary}\n`)
   log(`finished in ${((Date.now() - startedAt) / 1000).toFixed(1)} s, results in ${resultsDir}`)
 
-  if (required !== undefined) return reportRequired(required, results) ? 0 : EXIT_FAILED
-  return passedCount === results.length ? 0 : EXIT_FAILED
+  if (required !== undefined) return reportRequired(required, results)
+  return passedCount === results.length
 }
 
 main().then(
