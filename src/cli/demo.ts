@@ -14,7 +14,7 @@ const browserOption = Options.choice("browser", ["headless", "system"]).pipe(
   Options.withDefault("headless" as const),
   Options.withDescription(
     "User agent for the authorization page: headless (follows redirects, no window) or " +
-      "system (opens your default browser).",
+      "system (opens your default browser). Default: headless.",
   ),
 )
 
@@ -22,8 +22,8 @@ const accessTokenTtlOption = Options.integer("access-token-ttl").pipe(
   Options.withPseudoName("seconds"),
   Options.withDefault(DEFAULT_TTL_SECONDS),
   Options.withDescription(
-    "Lifetime of the demo's access tokens, in seconds (at least 2). The engine refreshes " +
-      "at half of it.",
+    "Lifetime of the demo's access tokens, in seconds (at least 2). Default: 8. The engine " +
+      "refreshes a token that lives under 2 min at half its lifetime.",
   ),
 )
 

@@ -11,7 +11,8 @@ import { printLine, serviceLayer } from "./shared.js"
 const formatOption = Options.choice("format", ["mermaid", "json"]).pipe(
   Options.withDefault("mermaid" as const),
   Options.withDescription(
-    "Output format: mermaid (a stateDiagram-v2 block) or json (the machine definition).",
+    "Output format: mermaid (a stateDiagram-v2 block) or json (the machine definition). " +
+      "Default: mermaid.",
   ),
 )
 

@@ -48,7 +48,7 @@ export const storeOption = Options.choice("store", ["file", "memory"]).pipe(
   Options.withDefault("file" as const),
   Options.withDescription(
     "Session store: file (under $MCP_AUTH_ENGINE_HOME, default $XDG_CONFIG_HOME/mcp-auth-engine " +
-      "or ~/.config/mcp-auth-engine) or memory (discarded when the command ends).",
+      "or ~/.config/mcp-auth-engine) or memory (discarded when the command ends). Default: file.",
   ),
 )
 

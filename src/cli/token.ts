@@ -23,13 +23,12 @@ const tokenFailure = (serverUrl: string, error: AuthError): CliFailure => {
     return new CliFailure({ message: oneLine(error.message), exitCode: ExitCode.usage })
   }
   const advice = `sign-in required for ${serverUrl}: run mcp-auth-engine login ${serverUrl}`
-  // A missing or expired session needs no further detail; any other failure is appended.
-  const detail =
-    error._tag === "SignInRequired" &&
-    (error.reason === "no_session" || error.reason === "session_expired") &&
-    error.detail === undefined
-      ? ""
-      : ` (${oneLine(error.message)})`
+  // A missing session needs no further detail. Other failures are appended without repeating
+  // the "sign-in required" part of a SignInRequired message.
+  let detail: string
+  if (error._tag !== "SignInRequired") detail = ` (${oneLine(error.message)})`
+  else if (error.detail !== undefined) detail = ` (${error.reason}: ${oneLine(error.detail)})`
+  else detail = error.reason === "no_session" ? "" : ` (${error.reason})`
   return new CliFailure({ message: `${advice}${detail}`, exitCode: ExitCode.signInRequired })
 }
 

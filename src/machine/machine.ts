@@ -422,6 +422,8 @@ export const makeAuthMachine = (
         },
         on: {
           AUTHENTICATE: { target: "authorizing", actions: "clearError" },
+          // A stored session that is expired and cannot be refreshed still has to be deletable.
+          LOGOUT: { target: "loggingOut" },
           UNAUTHORIZED: {
             target: "authRequired",
             actions: {
