@@ -15,6 +15,8 @@ export const describeStatus = (status: EngineStatus): string => {
       return "Loading the stored session…"
     case "authRequired":
       return "Sign-in required"
+    case "waitingForLock":
+      return "Waiting for another sign-in or refresh of this session to finish…"
     case "discovering":
       return `Discovering the authorization server of ${status.serverUrl}…`
     case "registering":

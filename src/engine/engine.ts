@@ -88,6 +88,7 @@ export class AuthEngine extends Context.Tag("mcp-auth-engine/AuthEngine")<
 >() {}
 
 const BUSY_STATES: ReadonlySet<EngineState> = new Set([
+  "waitingForLock",
   "discovering",
   "registering",
   "awaitingCallback",

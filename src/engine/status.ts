@@ -8,6 +8,7 @@ import type { GrantType } from "../protocol/grants.js"
 /** The lifecycle states a host sees. Sub-steps of sign-in are flattened to their step name. */
 export type EngineState =
   | "idle"
+  | "waitingForLock"
   | "authRequired"
   | "discovering"
   | "registering"

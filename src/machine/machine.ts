@@ -36,6 +36,9 @@ import {
   runExchange,
   runLogout,
   runRefresh,
+  runSignInLock,
+  type SignInLockEvent,
+  type SignInLockInput,
 } from "./steps.js"
 
 /** How long before expiry a refresh starts. A minute covers clock skew and slow networks. */
@@ -49,6 +52,11 @@ export const MAX_STEP_UP_ATTEMPTS = 3
  * while the current token still works, so an unreachable server is not asked in a loop.
  */
 export const REFRESH_RETRY_DELAY_MS = 30_000
+/**
+ * How much longer than the callback timeout a sign-in waits for another process's sign-in of
+ * the same session to finish: that sign-in ends by its own timeout first.
+ */
+export const SIGN_IN_LOCK_MARGIN_MS = 60_000
 /** The longest delay a Node timer accepts; longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647
 
@@ -113,6 +121,7 @@ export type AuthEvent =
   | ListenerEvent
   | { readonly type: "AUTHORIZATION_STARTED"; readonly attempt: AuthorizationAttempt }
   | { readonly type: "STEP_FAILED"; readonly error: unknown }
+  | SignInLockEvent
 
 const asAuthError = (error: unknown): AuthError =>
   isAuthError(error)
@@ -230,6 +239,12 @@ export const makeAuthMachine = (
             attempt: AuthorizationAttempt
           }) => void
         }) => runAuthorize(api.input, api.sendBack),
+      ),
+      signInLock: fromScopedEffect(
+        runtime,
+        "STEP_FAILED",
+        (api: { input: SignInLockInput; sendBack: (event: SignInLockEvent) => void }) =>
+          runSignInLock(api.input, api.sendBack),
       ),
       exchange: fromEffect(runtime, (input: ExchangeInput) => runExchange(input, dpop)),
       refresh: fromEffect(runtime, (input: RefreshInput) => runRefresh(input, dpop)),
@@ -448,15 +463,26 @@ export const makeAuthMachine = (
       },
       authorizing: {
         entry: "clearRedirectUri",
-        invoke: {
-          id: "callbackListener",
-          src: "callbackListener",
-          input: ({ context }) => ({
-            preferredPort: context.input.callbackPort,
-            // Grants without a browser never receive a redirect, so no port is opened for them.
-            enabled: context.input.grant.type === "authorization_code",
-          }),
-        },
+        invoke: [
+          {
+            id: "callbackListener",
+            src: "callbackListener",
+            input: ({ context }) => ({
+              preferredPort: context.input.callbackPort,
+              // Grants without a browser never receive a redirect, so no port is opened for them.
+              enabled: context.input.grant.type === "authorization_code",
+            }),
+          },
+          {
+            id: "signInLock",
+            src: "signInLock",
+            input: ({ context }): SignInLockInput => ({
+              serverUrl: context.input.serverUrl,
+              generation: context.session?.generation,
+              timeoutMs: context.input.callbackTimeoutMs + SIGN_IN_LOCK_MARGIN_MS,
+            }),
+          },
+        ],
         on: {
           LISTENING: {
             actions: {
@@ -471,8 +497,20 @@ export const makeAuthMachine = (
           CANCEL: { target: "authRequired", actions: ["storeCancelled", "clearAttempt"] },
           LOGOUT: { target: "loggingOut" },
         },
-        initial: "discovering",
+        initial: "waitingForLock",
         states: {
+          waitingForLock: {
+            on: {
+              LOCKED: { target: "discovering" },
+              SESSION_FOUND: {
+                target: "#mcpAuth.authenticated",
+                actions: {
+                  type: "storeSession",
+                  params: ({ event }) => ({ session: event.session }),
+                },
+              },
+            },
+          },
           discovering: {
             invoke: {
               id: "discover",
@@ -528,7 +566,7 @@ export const makeAuthMachine = (
               onDone: [
                 {
                   guard: "isNonInteractiveGrant",
-                  target: "#mcpAuth.exchanging",
+                  target: "exchanging",
                   actions: {
                     type: "storeRegistration",
                     params: ({ event }) => ({ registration: event.output }),
@@ -582,7 +620,7 @@ export const makeAuthMachine = (
                   },
                 },
                 {
-                  target: "#mcpAuth.exchanging",
+                  target: "exchanging",
                   actions: {
                     type: "storeCallback",
                     params: ({ event }) => ({ params: event.params }),
@@ -594,52 +632,51 @@ export const makeAuthMachine = (
               callbackTimeout: { target: "#mcpAuth.failed", actions: "storeTimeoutError" },
             },
           },
+          exchanging: {
+            invoke: {
+              id: "exchange",
+              src: "exchange",
+              input: ({ context }): ExchangeInput => {
+                const discovery = context.discovery!
+                const registration = context.registrations[discovery.authorizationServer.issuer]!
+                if (context.grant.type !== "authorization_code") {
+                  return {
+                    kind: "grant",
+                    discovery,
+                    registration,
+                    grant: context.grant,
+                    privateKey: context.input.client.privateKey,
+                    scope: scopeFor(context, discovery),
+                    dpop: wantsDpop(context),
+                  }
+                }
+                return {
+                  kind: "authorization_code",
+                  discovery,
+                  registration,
+                  attempt: context.attempt!,
+                  params: context.callbackParams!,
+                  privateKey: context.input.client.privateKey,
+                  dpop: wantsDpop(context),
+                }
+              },
+              onDone: {
+                target: "#mcpAuth.authenticated",
+                actions: [
+                  { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
+                  "clearAttempt",
+                ],
+              },
+              onError: {
+                target: "#mcpAuth.failed",
+                actions: [
+                  { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                  "clearAttempt",
+                ],
+              },
+            },
+          },
         },
-      },
-      exchanging: {
-        invoke: {
-          id: "exchange",
-          src: "exchange",
-          input: ({ context }): ExchangeInput => {
-            const discovery = context.discovery!
-            const registration = context.registrations[discovery.authorizationServer.issuer]!
-            if (context.grant.type !== "authorization_code") {
-              return {
-                kind: "grant",
-                discovery,
-                registration,
-                grant: context.grant,
-                privateKey: context.input.client.privateKey,
-                scope: scopeFor(context, discovery),
-                dpop: wantsDpop(context),
-              }
-            }
-            return {
-              kind: "authorization_code",
-              discovery,
-              registration,
-              attempt: context.attempt!,
-              params: context.callbackParams!,
-              privateKey: context.input.client.privateKey,
-              dpop: wantsDpop(context),
-            }
-          },
-          onDone: {
-            target: "authenticated",
-            actions: [
-              { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
-              "clearAttempt",
-            ],
-          },
-          onError: {
-            target: "failed",
-            actions: [
-              { type: "storeError", params: ({ event }) => ({ error: event.error }) },
-              "clearAttempt",
-            ],
-          },
-        },
-        on: { LOGOUT: { target: "loggingOut" } },
       },
       authenticated: {
         after: {

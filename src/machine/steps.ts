@@ -19,7 +19,7 @@ import {
   jwtBearerGrant,
 } from "../protocol/grants.js"
 import type { ClientConfig } from "../protocol/registration.js"
-import { loadSession, removeSession, saveSession } from "../protocol/session.js"
+import { loadSession, removeSession, saveSession, sessionKey } from "../protocol/session.js"
 import {
   type ClientPrivateKey,
   type DpopBinding,
@@ -30,7 +30,7 @@ import {
 import { type ClientRegistration, SESSION_VERSION, type Session } from "../schema/session.js"
 import { Browser } from "../services/browser.js"
 import { CallbackServer } from "../services/callback-server.js"
-import type { Keychain } from "../services/keychain.js"
+import { Keychain, lockKey } from "../services/keychain.js"
 
 /** Every service the machine's actors need. */
 export type AuthEnv = HttpClient.HttpClient | Keychain | Browser | CallbackServer
@@ -240,7 +240,81 @@ const checkAuthorizationServer = (input: RefreshInput) =>
  * Refreshes the session's tokens and persists them before they are handed out. On
  * `invalid_grant` the stored tokens are deleted, because the grant is gone.
  */
+/** How long a refresh waits for another process's refresh of the same session. */
+export const REFRESH_LOCK_TIMEOUT_MS = 60_000
+
+/** Tells whether a stored session's access token can still be handed out. */
+const isFresh = (session: Session, now: number): boolean =>
+  session.tokens.expiresAt === undefined || session.tokens.expiresAt > now
+
+/**
+ * Refreshes under the session's lock. Whoever holds the lock first re-reads the store: when
+ * another process (or engine) refreshed meanwhile, its fresh tokens are used and no request is
+ * sent, so a rotating refresh token is never spent twice.
+ */
 export const runRefresh = (input: RefreshInput, dpopSession: DpopSession) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const keychain = yield* Keychain
+      yield* lockKey(keychain, sessionKey(input.session.serverUrl), REFRESH_LOCK_TIMEOUT_MS)
+      const stored = yield* loadSession(input.session.serverUrl).pipe(
+        Effect.orElseSucceed(() => undefined),
+      )
+      if (
+        stored !== undefined &&
+        stored.generation > input.session.generation &&
+        stored.client.issuer === input.session.client.issuer &&
+        isFresh(stored, Date.now())
+      ) {
+        yield* Effect.logInfo("reusing a session refreshed by another process").pipe(
+          Effect.annotateLogs({ serverUrl: stored.serverUrl, generation: stored.generation }),
+        )
+        return stored
+      }
+      // A newer record carries the newest refresh token; an older one is never used.
+      const session =
+        stored !== undefined && stored.generation > input.session.generation
+          ? stored
+          : input.session
+      return yield* refreshUnlocked({ ...input, session }, dpopSession)
+    }),
+  )
+
+/** Inputs of a sign-in lock. */
+export interface SignInLockInput {
+  readonly serverUrl: string
+  /** The generation of the session the engine holds, if any. */
+  readonly generation: number | undefined
+  readonly timeoutMs: number
+}
+
+/** Events the sign-in lock actor sends to the machine. */
+export type SignInLockEvent =
+  | { readonly type: "LOCKED" }
+  | { readonly type: "SESSION_FOUND"; readonly session: Session }
+
+/**
+ * Holds the session's lock for a whole sign-in, so only one process opens a browser for a
+ * server. Once held, the store is read again: a usable session newer than the engine's own
+ * (another process signed in meanwhile) is reported instead of signing in again.
+ */
+export const runSignInLock = (input: SignInLockInput, sendBack: (event: SignInLockEvent) => void) =>
+  Effect.gen(function* () {
+    const keychain = yield* Keychain
+    yield* lockKey(keychain, sessionKey(input.serverUrl), input.timeoutMs)
+    const stored = yield* loadSession(input.serverUrl).pipe(Effect.orElseSucceed(() => undefined))
+    if (
+      stored !== undefined &&
+      stored.generation > (input.generation ?? 0) &&
+      isFresh(stored, Date.now())
+    ) {
+      sendBack({ type: "SESSION_FOUND", session: stored })
+      return
+    }
+    sendBack({ type: "LOCKED" })
+  })
+
+const refreshUnlocked = (input: RefreshInput, dpopSession: DpopSession) =>
   Effect.gen(function* () {
     const session = input.session
     yield* checkAuthorizationServer(input)

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto"
 import { promises as fs } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import { KeychainError } from "../errors.js"
 
 /** A string store for session records. */
@@ -20,7 +20,43 @@ export interface KeychainService {
   readonly set: (key: string, value: string) => Effect.Effect<void, KeychainError>
   readonly remove: (key: string) => Effect.Effect<void, KeychainError>
   readonly keys: Effect.Effect<ReadonlyArray<string>, KeychainError>
+  /**
+   * Holds an exclusive lock on `key` until the scope closes, waiting up to `timeoutMs` for it.
+   * Stores shared between processes lock across processes; the others lock within this one.
+   * When absent, {@link lockKey} uses an in-process lock.
+   */
+  readonly lock?: (
+    key: string,
+    timeoutMs: number,
+  ) => Effect.Effect<void, KeychainError, Scope.Scope>
 }
+
+const inProcessLocks = new Map<string, Effect.Semaphore>()
+
+/** An exclusive lock on `key` shared by every engine of this process. */
+export const inProcessLock = (key: string): Effect.Effect<void, never, Scope.Scope> => {
+  let semaphore = inProcessLocks.get(key)
+  if (semaphore === undefined) {
+    semaphore = Effect.unsafeMakeSemaphore(1)
+    inProcessLocks.set(key, semaphore)
+  }
+  const held = semaphore
+  return Effect.acquireRelease(held.take(1), () => held.release(1)).pipe(Effect.asVoid)
+}
+
+/**
+ * Locks `key` in the store, in this process first so engines of one process queue without
+ * polling, then in the store itself when it locks across processes.
+ */
+export const lockKey = (
+  keychain: KeychainService,
+  key: string,
+  timeoutMs: number,
+): Effect.Effect<void, KeychainError, Scope.Scope> =>
+  Effect.zipRight(
+    inProcessLock(`${keychain.name}:${keychain.location ?? ""}:${key}`),
+    keychain.lock === undefined ? Effect.void : keychain.lock(key, timeoutMs),
+  )
 
 /** The session store service. */
 export class Keychain extends Context.Tag("mcp-auth-engine/Keychain")<
@@ -62,6 +98,93 @@ const fileNameFor = (key: string): string =>
 const isMissing = (cause: unknown): boolean =>
   typeof cause === "object" && cause !== null && "code" in cause && cause.code === "ENOENT"
 
+/** How often a waiting process looks at a lock file again. */
+const LOCK_POLL_MS = 25
+/**
+ * Age after which a lock file counts as abandoned even if its process id is alive (the id may
+ * have been reused). Longer than any sign-in the engine waits for.
+ */
+export const STALE_LOCK_MS = 10 * 60_000
+
+interface LockOwner {
+  readonly pid: number
+  readonly token: string
+  readonly acquiredAt: number
+}
+
+const isProcessAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (cause) {
+    // EPERM: the process exists but belongs to someone else.
+    return typeof cause === "object" && cause !== null && "code" in cause && cause.code === "EPERM"
+  }
+}
+
+const readOwner = async (path: string): Promise<LockOwner | undefined> => {
+  try {
+    return JSON.parse(await fs.readFile(path, "utf8")) as LockOwner
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Moves an abandoned lock file aside. The rename is atomic, so of two processes breaking the
+ * same lock only one succeeds; if what was moved turns out to be a fresh lock taken meanwhile,
+ * it is linked back (link fails if a newer lock exists, which then wins).
+ */
+const breakStaleLock = async (path: string, stale: LockOwner): Promise<void> => {
+  const aside = `${path}.${randomBytes(6).toString("hex")}.stale`
+  try {
+    await fs.rename(path, aside)
+  } catch {
+    return
+  }
+  const moved = await readOwner(aside)
+  if (moved !== undefined && moved.token !== stale.token) {
+    await fs.link(aside, path).catch(() => undefined)
+  }
+  await fs.rm(aside, { force: true })
+}
+
+/** Takes the lock file at `path`, waiting while a live process holds it. */
+const acquireFileLock = async (path: string, timeoutMs: number): Promise<string> => {
+  const token = randomBytes(12).toString("hex")
+  const owner: LockOwner = { pid: process.pid, token, acquiredAt: Date.now() }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await fs.writeFile(path, JSON.stringify(owner), { flag: "wx", mode: 0o600 })
+      return token
+    } catch (cause) {
+      if (
+        !(typeof cause === "object" && cause !== null && "code" in cause && cause.code === "EEXIST")
+      ) {
+        throw cause
+      }
+    }
+    const holder = await readOwner(path)
+    const abandoned =
+      holder !== undefined &&
+      (!isProcessAlive(holder.pid) || Date.now() - holder.acquiredAt > STALE_LOCK_MS)
+    if (abandoned) {
+      await breakStaleLock(path, holder)
+      continue
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${path}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
+  }
+}
+
+const releaseFileLock = async (path: string, token: string): Promise<void> => {
+  const owner = await readOwner(path)
+  if (owner?.token === token) await fs.rm(path, { force: true })
+}
+
 /**
  * Builds a file store under `directory`: one JSON file per key, named by a hash of the key.
  * Files are created with mode 0600 in a 0700 folder and replaced by rename.
@@ -86,6 +209,18 @@ export const makeFileKeychain = (directory: string): KeychainService => {
   return {
     name: "file",
     location: directory,
+    lock: (key, timeoutMs) =>
+      Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            await fs.mkdir(directory, { recursive: true, mode: 0o700 })
+            const path = join(directory, fileNameFor(key).replace(/\.json$/, ".lock"))
+            return { path, token: await acquireFileLock(path, timeoutMs) }
+          },
+          catch: fail("unavailable", `cannot lock a session in ${directory}`),
+        }),
+        ({ path, token }) => Effect.promise(() => releaseFileLock(path, token)),
+      ).pipe(Effect.asVoid),
     get: (key) =>
       readEntry(fileNameFor(key)).pipe(
         Effect.map((entry) => (entry?.key === key ? entry.value : undefined)),

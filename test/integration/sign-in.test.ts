@@ -29,6 +29,7 @@ describe("first sign-in", () => {
     expect(whoami.scope).toBe("mcp:tools")
     expect(recorder.statesSince().filter((state) => state !== "idle")).toEqual([
       "authRequired",
+      "waitingForLock",
       "discovering",
       "registering",
       "awaitingCallback",

@@ -161,11 +161,11 @@ describe("renderAuthMachineMermaid", () => {
     }
   })
 
-  it("starts at idle and enters authorizing at discovering", () => {
+  it("starts at idle and enters authorizing at waitingForLock", () => {
     const lines = mermaid.split("\n").map((line) => line.trim())
     expect(lines[1]).toBe("[*] --> idle")
     const block = lines.indexOf("state authorizing {")
-    expect(lines[block + 1]).toBe("[*] --> discovering")
+    expect(lines[block + 1]).toBe("[*] --> waitingForLock")
   })
 
   it("draws every transition once", () => {
@@ -214,8 +214,11 @@ describe("renderAuthMachineJson", () => {
       statesOf(authMachine).map((node) => node.id),
     )
     const authorizing = description.states.find((state) => state.key === "authorizing")
-    expect(authorizing?.invoke).toEqual([{ id: "callbackListener", src: "callbackListener" }])
-    expect(authorizing?.initial).toBe("mcpAuth.authorizing.discovering")
+    expect(authorizing?.invoke).toEqual([
+      { id: "callbackListener", src: "callbackListener" },
+      { id: "signInLock", src: "signInLock" },
+    ])
+    expect(authorizing?.initial).toBe("mcpAuth.authorizing.waitingForLock")
   })
 
   it("lists every transition with guard, actions and delay", () => {
