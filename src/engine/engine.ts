@@ -355,12 +355,18 @@ export const makeAuthEngine = (
 
     const tokenTypeOf = () => actor.getSnapshot().context.session?.tokens.tokenType ?? "Bearer"
 
+    const serverOrigin = new URL(input.serverUrl).origin
+
     const authenticatedFetch = (
       url: string | URL,
       init: RequestInit = {},
       options: TokenOptions = {},
     ) =>
       Effect.gen(function* () {
+        // A token is only for its own server: requests elsewhere go out unchanged.
+        if (parseUrl(String(url))?.origin !== serverOrigin) {
+          return yield* sendWithToken(url, init, undefined, "Bearer")
+        }
         const first = yield* sendWithToken(url, init, yield* currentToken, tokenTypeOf())
         const signal = classifyResponse(
           first.status,
