@@ -54,7 +54,7 @@ export const ID_JAG_JWT_TYPE = "oauth-id-jag+jwt"
 const ASYMMETRIC_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]
 /** How far a proof's `iat` may be from the server's clock, in seconds. */
 const PROOF_IAT_WINDOW_SECONDS = 60
-/** The longest client assertion lifetime (`exp` minus now) the server accepts, in seconds. */
+/** The maximum client assertion lifetime (`exp` minus now) the server accepts, in seconds. */
 const MAX_CLIENT_ASSERTION_SECONDS = 300
 
 // ---------------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ const isLoopbackHttpUrl = (value: unknown): boolean => {
   }
 }
 
-/** Decodes one part of an HTTP Basic credential, form-decoded as RFC 6749 §2.3.1 asks. */
+/** Decodes one part of an HTTP Basic credential, form-decoded as RFC 6749 §2.3.1 requires. */
 const formDecode = (value: string): string => decodeURIComponent(value.replace(/\+/g, " "))
 
 const sha256Base64Url = (value: string): string =>
@@ -242,7 +242,7 @@ export interface RegistrationRecord {
   readonly status: number
 }
 
-/** One authorization request and the redirect the server answered with, if any. */
+/** One authorization request and the redirect the server returned, if any. */
 export interface AuthorizationRecord {
   readonly params: URLSearchParams
   readonly status: number
@@ -748,7 +748,7 @@ export interface ResourceServerOptions {
   readonly requireDpopNonce?: boolean | undefined
 }
 
-/** One request to the MCP endpoint and how the server answered it. */
+/** One request to the MCP endpoint and the server's response to it. */
 export interface McpRequestRecord {
   readonly url: string
   readonly authorization: string | undefined
