@@ -11,6 +11,7 @@ export {
   type AuthEngineService,
   DEFAULT_CALLBACK_PORT,
   DEFAULT_PROTOCOL_VERSION,
+  type EngineClock,
   makeAuthEngine,
   type TokenOptions,
 } from "./engine/engine.js"
@@ -26,8 +27,16 @@ export {
   createAuthEngine,
   type GrantOption,
 } from "./engine/promise.js"
-export type { EngineErrorSummary, EngineState, EngineStatus } from "./engine/status.js"
+export type {
+  EngineAction,
+  EngineErrorSummary,
+  EngineState,
+  EngineStatus,
+  EngineView,
+  EngineViewKind,
+} from "./engine/status.js"
 export * from "./errors.js"
+export * from "./inspect/index.js"
 export {
   describeMachine,
   type MachineDescription,

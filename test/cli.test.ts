@@ -49,7 +49,14 @@ afterAll(async () => {
 const startCli = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): ChildProcess =>
   spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1", MCP_AUTH_ENGINE_HOME: home, ...env },
+    // The file store keeps the tests out of the developer's OS keychain.
+    env: {
+      ...process.env,
+      NO_COLOR: "1",
+      MCP_AUTH_ENGINE_HOME: home,
+      MCP_AUTH_ENGINE_STORE: "file",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   })
 

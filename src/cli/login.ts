@@ -1,12 +1,14 @@
 /**
  * `login <server-url>`: an interactive sign-in that stores the session, with progress on
- * stderr and an optional JSON summary (never tokens) on stdout.
+ * stderr and an optional JSON summary (never tokens) on stdout. With `--inspect`, a live view
+ * of the statechart follows the sign-in in a browser.
  */
 import { Command, Options } from "@effect/cli"
 import { Config, Effect, Option, type Redacted } from "effect"
 import { makeAuthEngine } from "../engine/engine.js"
 import type { BrowserOption } from "../engine/layers.js"
 import { type AuthError, ConfigError } from "../errors.js"
+import { acquireLiveView, holdLiveView } from "../inspect/effect.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import { formatExpiry, makeProgressReporter } from "./progress.js"
 import {
@@ -14,6 +16,7 @@ import {
   ExitCode,
   jsonOption,
   oneLine,
+  printErrorLine,
   printJson,
   printLine,
   serverUrlArg,
@@ -75,6 +78,33 @@ const clientMetadataUrlOption = Options.text("client-metadata-url").pipe(
   ),
 )
 
+/** `--inspect`: serve the live view of the statechart for this run. */
+export const inspectOption = Options.boolean("inspect").pipe(
+  Options.withDescription(
+    "Serve a live view of the statechart on 127.0.0.1 for this run and print its URL on stderr.",
+  ),
+)
+
+/** `--inspect-port`: the live view's port. */
+export const inspectPortOption = Options.integer("inspect-port").pipe(
+  Options.withPseudoName("port"),
+  Options.optional,
+  Options.withDescription(
+    "TCP port of the live view on 127.0.0.1 (0 = any free port). Default: any free port.",
+  ),
+)
+
+/** `--inspect-hold`: how long the live view stays up after the run, with a given default. */
+export const inspectHoldOption = (defaultSeconds: number) =>
+  Options.integer("inspect-hold").pipe(
+    Options.withPseudoName("seconds"),
+    Options.withDefault(defaultSeconds),
+    Options.withDescription(
+      "Seconds the live view stays up after the run ends (Enter on a terminal stops it " +
+        `earlier). Default: ${defaultSeconds}.`,
+    ),
+  )
+
 const callbackPortOption = Options.integer("callback-port").pipe(
   Options.optional,
   Options.withDescription(
@@ -116,11 +146,18 @@ export const toCliFailure = (error: AuthError | ConfigError): CliFailure =>
     exitCode: error instanceof ConfigError ? ExitCode.usage : ExitCode.failure,
   })
 
-interface LoginInput {
+/** Settings of a run's live view: its port, and how long it stays up after the run. */
+export interface LiveViewSettings {
+  readonly port: number
+  readonly holdSeconds: number
+}
+
+/** The parsed options of `login` (and of `inspect`, which adds the live view). */
+export interface LoginInput {
   readonly serverUrl: string
   readonly browser: Option.Option<"system" | "headless" | "command">
   readonly browserCommand: Option.Option<string>
-  readonly store: "file" | "memory"
+  readonly store: Parameters<typeof serviceLayer>[0]
   readonly scope: Option.Option<string>
   readonly clientId: Option.Option<string>
   readonly clientSecret: Option.Option<Redacted.Redacted<string>>
@@ -129,7 +166,8 @@ interface LoginInput {
   readonly json: boolean
 }
 
-const runLogin = (input: LoginInput) =>
+/** Runs a sign-in; with `liveView`, a live view follows it and its URL is printed on stderr. */
+export const runLogin = (input: LoginInput, liveView?: LiveViewSettings) =>
   Effect.gen(function* () {
     const browser = yield* resolveBrowser(input.browser, input.browserCommand)
     const client: ClientConfig = {
@@ -139,26 +177,47 @@ const runLogin = (input: LoginInput) =>
     }
 
     const signIn = Effect.gen(function* () {
+      const view =
+        liveView === undefined
+          ? undefined
+          : yield* acquireLiveView({ port: liveView.port, title: "mcp-auth-engine login" }).pipe(
+              Effect.mapError(
+                (error) => new CliFailure({ message: error.message, exitCode: ExitCode.failure }),
+              ),
+            )
+      if (view !== undefined) yield* printErrorLine(`Live view: ${view.url}`)
       const engine = yield* makeAuthEngine({
         serverUrl: input.serverUrl,
         client,
         scope: Option.getOrUndefined(input.scope),
         callbackPort: Option.getOrUndefined(input.callbackPort),
       })
+      if (view !== undefined) view.attach(engine)
       const reporter = makeProgressReporter()
       const unsubscribe = engine.subscribe(reporter.update)
-      yield* engine.authenticate.pipe(
-        Effect.ensuring(
-          Effect.sync(() => {
-            unsubscribe()
-            reporter.stop()
-          }),
+      const signedIn = yield* Effect.exit(
+        engine.authenticate.pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              unsubscribe()
+              reporter.stop()
+            }),
+          ),
+          Effect.mapError(toCliFailure),
         ),
       )
+      // Held after the sign-in rather than in a finalizer, so Enter or Ctrl-C can end the wait.
+      if (view !== undefined && liveView !== undefined && liveView.holdSeconds > 0) {
+        yield* printErrorLine(
+          `Live view stays up for ${liveView.holdSeconds} s at ${view.url} (press Enter to stop)`,
+        )
+        yield* holdLiveView(liveView.holdSeconds)
+      }
+      yield* signedIn
       return yield* engine.status
     }).pipe(Effect.scoped, Effect.provide(serviceLayer(input.store, browser)))
 
-    const status = yield* signIn.pipe(Effect.mapError(toCliFailure))
+    const status = yield* signIn
 
     if (input.json) {
       yield* printJson({
@@ -176,22 +235,36 @@ const runLogin = (input: LoginInput) =>
     yield* printLine(`  access token expires: ${formatExpiry(status.expiresAt, Date.now())}`)
   })
 
+/** The arguments and options `login` and `inspect` share. */
+export const loginOptions = {
+  serverUrl: serverUrlArg,
+  browser: browserOption,
+  browserCommand: browserCommandOption,
+  store: storeOption,
+  scope: scopeOption,
+  clientId: clientIdOption,
+  clientSecret: clientSecretOption,
+  clientMetadataUrl: clientMetadataUrlOption,
+  callbackPort: callbackPortOption,
+  json: jsonOption,
+}
+
 /** The `login` command. */
 export const loginCommand = Command.make(
   "login",
   {
-    serverUrl: serverUrlArg,
-    browser: browserOption,
-    browserCommand: browserCommandOption,
-    store: storeOption,
-    scope: scopeOption,
-    clientId: clientIdOption,
-    clientSecret: clientSecretOption,
-    clientMetadataUrl: clientMetadataUrlOption,
-    callbackPort: callbackPortOption,
-    json: jsonOption,
+    ...loginOptions,
+    inspect: inspectOption,
+    inspectPort: inspectPortOption,
+    inspectHold: inspectHoldOption(0),
   },
-  runLogin,
+  ({ inspect, inspectPort, inspectHold, ...input }) =>
+    runLogin(
+      input,
+      inspect
+        ? { port: Option.getOrElse(inspectPort, () => 0), holdSeconds: inspectHold }
+        : undefined,
+    ),
 ).pipe(
   Command.withDescription(
     "Sign in to an MCP server through its OAuth authorization server and store the session.",

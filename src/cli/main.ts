@@ -9,6 +9,7 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit } from "effect"
 import { demoCommand } from "./demo.js"
 import { diagramCommand } from "./diagram.js"
+import { inspectCommand } from "./inspect.js"
 import { loginCommand } from "./login.js"
 import { logoutCommand } from "./logout.js"
 import {
@@ -38,6 +39,7 @@ const rootCommand = Command.make("mcp-auth-engine").pipe(
     logoutCommand,
     diagramCommand,
     demoCommand,
+    inspectCommand,
   ]),
 )
 

@@ -4,8 +4,8 @@
  */
 import { stripVTControlCharacters } from "node:util"
 import { Args, Options } from "@effect/cli"
-import { Console, Data, Effect, Layer, Logger, LogLevel } from "effect"
-import { type BrowserOption, makeServiceLayer, type StoreOption } from "../engine/layers.js"
+import { Config, Console, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import { type BrowserOption, makeServiceLayer, type StoreName } from "../engine/layers.js"
 import type { AuthEnv } from "../machine/steps.js"
 import { defaultHome } from "../services/keychain.js"
 
@@ -43,12 +43,24 @@ export const printErrorLine = (text: string): Effect.Effect<void> =>
 export const printJson = (value: unknown): Effect.Effect<void> =>
   printLine(JSON.stringify(value, null, 2))
 
+/** The values of `--store`. */
+export type StoreChoice = StoreName
+
+/** The environment variable that sets the store when `--store` is not given. */
+export const STORE_ENV = "MCP_AUTH_ENGINE_STORE"
+
+const STORE_CHOICES = ["auto", "keychain", "file", "memory"] as const
+
 /** `--store`: where sessions are kept. */
-export const storeOption = Options.choice("store", ["file", "memory"]).pipe(
-  Options.withDefault("file" as const),
+export const storeOption = Options.choice("store", STORE_CHOICES).pipe(
+  Options.withFallbackConfig(Config.literal(...STORE_CHOICES)(STORE_ENV)),
+  Options.withDefault("auto" as const),
   Options.withDescription(
-    "Session store: file (under $MCP_AUTH_ENGINE_HOME, default $XDG_CONFIG_HOME/mcp-auth-engine " +
-      "or ~/.config/mcp-auth-engine) or memory (discarded when the command ends). Default: file.",
+    "Session store: keychain (the OS keychain: macOS Keychain, Windows Credential Manager or " +
+      "the Secret Service on Linux), file (one file per session, mode 0600, under " +
+      "$MCP_AUTH_ENGINE_HOME/sessions, default $XDG_CONFIG_HOME/mcp-auth-engine or " +
+      "~/.config/mcp-auth-engine), memory (discarded when the command ends) or auto (the OS " +
+      `keychain when it works, else file, with a one-line notice on stderr). Default: $${STORE_ENV}, else auto.`,
   ),
 )
 
@@ -62,7 +74,7 @@ export const storeHome = (): string => defaultHome()
 
 /** The services an engine needs, for the store and browser a command selected. */
 export const serviceLayer = (
-  store: Exclude<StoreOption, object>,
+  store: StoreChoice,
   browser: BrowserOption = "headless",
 ): Layer.Layer<AuthEnv> => makeServiceLayer({ store, browser, home: storeHome() })
 

@@ -4,8 +4,9 @@
  */
 import { Args, Command } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
-import { loadSession } from "../protocol/session.js"
-import { Keychain, KeychainFile, KeychainMemory } from "../services/keychain.js"
+import { makeStoreLayer } from "../engine/layers.js"
+import { loadSession, storedSessionUrls } from "../protocol/session.js"
+import { Keychain } from "../services/keychain.js"
 import { formatExpiry } from "./progress.js"
 import {
   CliFailure,
@@ -18,9 +19,6 @@ import {
   storeOption,
 } from "./shared.js"
 
-/** Store keys of sessions are this prefix followed by the server URL (see `sessionKey`). */
-const SESSION_KEY_PREFIX = "mcp-auth-engine:"
-
 /** One stored session as `status --json` prints it. */
 interface SessionSummary {
   readonly serverUrl: string
@@ -31,9 +29,9 @@ interface SessionSummary {
   readonly expiresAt?: string | null
   readonly expired?: boolean
   readonly refreshable?: boolean
-  /** The store's name: "file" or "memory". */
+  /** The store's name: "keychain", "file" or "memory". */
   readonly store: string
-  /** The folder of the file store. */
+  /** The folder of the file store, or the OS credential store and service name. */
   readonly storeLocation?: string
   /** The error message when the stored record could not be read. */
   readonly error?: string
@@ -115,11 +113,7 @@ export const statusCommand = Command.make(
         return
       }
 
-      const keys = yield* keychain.keys
-      const urls = keys
-        .filter((key) => key.startsWith(SESSION_KEY_PREFIX))
-        .map((key) => key.slice(SESSION_KEY_PREFIX.length))
-        .sort()
+      const urls = yield* storedSessionUrls
       const summaries = yield* Effect.forEach(urls, (url) => summarize(url, storeInfo, now))
       if (json) {
         yield* printJson(summaries)
@@ -134,7 +128,7 @@ export const statusCommand = Command.make(
         yield* printSummary(summary, now)
       }
     }).pipe(
-      Effect.provide(store === "memory" ? KeychainMemory : KeychainFile(storeHome())),
+      Effect.provide(makeStoreLayer(store, storeHome())),
       Effect.mapError(
         (error) => new CliFailure({ message: oneLine(error.message), exitCode: ExitCode.failure }),
       ),

@@ -26,6 +26,8 @@ export interface DemoOptions {
   readonly accessTokenTtlSeconds?: number | undefined
   /** Receives each output line (without a newline). Default: stdout. */
   readonly print?: ((line: string) => void) | undefined
+  /** Called once the engine exists, before it is used; the live view attaches here. */
+  readonly onEngineStarted?: ((engine: AuthEngineService) => void) | undefined
 }
 
 /** A demo step failed. */
@@ -142,6 +144,7 @@ export const runDemo = (options: DemoOptions = {}): Effect.Effect<void, DemoErro
       ),
     )
     yield* log(`Engine started for ${mcpServer.url} (memory store, ${browser} browser)`)
+    options.onEngineStarted?.(engine)
 
     // The refresh the demo waits for: completed on the first refreshing → authenticated step.
     const refreshed = yield* Deferred.make<EngineStatus, DemoError>()

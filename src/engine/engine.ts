@@ -6,6 +6,8 @@
 import { Context, Effect, Layer, Redacted, Runtime, type Scope } from "effect"
 import { type Actor, createActor, type InspectionEvent } from "xstate"
 import { type AuthError, ConfigError, SignInRequired } from "../errors.js"
+import type { InspectionObserver } from "../inspect/events.js"
+import { describeRunningActor, makeInspectionHub } from "../inspect/hub.js"
 import {
   type AuthContext,
   type AuthMachine,
@@ -44,8 +46,28 @@ export interface AuthEngineConfig {
    * challenge uses the DPoP scheme, "always", or "never".
    */
   readonly dpop?: "auto" | "always" | "never" | undefined
-  /** Receives XState inspection events (actors, events, snapshots). */
+  /**
+   * Receives XState's raw inspection events (actors, events, snapshots). They are not
+   * redacted: a snapshot contains the tokens. Use {@link AuthEngineService.inspect} for a stream
+   * that is safe to log or show.
+   */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined
+  /**
+   * The clock of the statechart's timers (scheduled refresh, callback timeout) and of its time
+   * checks; the system clock unless set. Tests pass a clock they advance by hand.
+   */
+  readonly clock?: EngineClock | undefined
+}
+
+/**
+ * A clock for the statechart: the timer functions XState schedules delayed events with, and
+ * the current time. XState's `SimulatedClock` has this shape.
+ */
+export interface EngineClock {
+  setTimeout(callback: (...args: unknown[]) => void, timeoutMs: number): unknown
+  clearTimeout(id: unknown): void
+  /** Milliseconds since the epoch. */
+  now(): number
 }
 
 /** Options of a token request. */
@@ -77,6 +99,13 @@ export interface AuthEngineService {
     init?: RequestInit,
     options?: TokenOptions,
   ) => Effect.Effect<Response, AuthError>
+  /**
+   * Calls `observer` with every inspection event (actors, events, snapshots), redacted: no
+   * token, code, verifier, secret or `state` value reaches it. The observer first receives an
+   * `actor` event for the statechart and each running step, then the current snapshot.
+   * Returns the unsubscribe function.
+   */
+  readonly inspect: (observer: InspectionObserver) => () => void
   /** The running statechart, for inspection and tests. */
   readonly actor: Actor<AuthMachine>
 }
@@ -161,10 +190,10 @@ const waitForSnapshot = (actor: Actor<AuthMachine>, predicate: (snapshot: Snapsh
 
 const stateOf = (snapshot: Snapshot): EngineState => toEngineState(snapshot.value)
 
-const usableToken = (context: AuthContext): Redacted.Redacted<string> | undefined => {
+const usableToken = (context: AuthContext, now: number): Redacted.Redacted<string> | undefined => {
   const tokens = context.session?.tokens
   if (tokens === undefined) return undefined
-  if (tokens.expiresAt !== undefined && tokens.expiresAt <= Date.now()) return undefined
+  if (tokens.expiresAt !== undefined && tokens.expiresAt <= now) return undefined
   return tokens.accessToken
 }
 
@@ -176,12 +205,32 @@ export const makeAuthEngine = (
     const input = yield* validateConfig(config)
     const runtime = yield* Effect.runtime<AuthEnv>()
     const dpop = makeDpopSession()
-    const machine = makeAuthMachine(runtime, dpop)
+    const clock = config.clock
+    const now = clock === undefined ? Date.now : () => clock.now()
+    const machine = makeAuthMachine(runtime, dpop, now)
+    let observerFailureLogged = false
+    const hub = makeInspectionHub({
+      forward: config.inspect,
+      onObserverError: (error) => {
+        // One line per engine: an observer that throws usually throws on every event.
+        if (observerFailureLogged) return
+        observerFailureLogged = true
+        Runtime.runSync(runtime)(
+          Effect.logWarning("an inspection observer threw; later failures are not logged").pipe(
+            Effect.annotateLogs({
+              serverUrl: input.serverUrl,
+              error: error instanceof Error ? error.name : typeof error,
+            }),
+          ),
+        )
+      },
+    })
     const actor = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const created = createActor(machine, {
           input,
-          ...(config.inspect === undefined ? {} : { inspect: config.inspect }),
+          inspect: hub.inspect,
+          ...(clock === undefined ? {} : { clock }),
         })
         let lastState: EngineState | undefined
         created.subscribe({
@@ -230,7 +279,7 @@ export const makeAuthEngine = (
           const state = stateOf(snapshot)
           const context = snapshot.context
           if (state === "authenticated") {
-            const token = usableToken(context)
+            const token = usableToken(context, now())
             if (token !== undefined) return token
             if (refreshRequested) return yield* noUsableToken()
             refreshRequested = true
@@ -350,7 +399,9 @@ export const makeAuthEngine = (
           !(state === "idle" && !s.context.loaded)
         )
       })
-      return stateOf(snapshot) === "authenticated" ? usableToken(snapshot.context) : undefined
+      return stateOf(snapshot) === "authenticated"
+        ? usableToken(snapshot.context, now())
+        : undefined
     })
 
     const tokenTypeOf = () => actor.getSnapshot().context.session?.tokens.tokenType ?? "Bearer"
@@ -413,6 +464,10 @@ export const makeAuthEngine = (
         return () => subscription.unsubscribe()
       },
       fetch: authenticatedFetch,
+      inspect: (observer) =>
+        hub.subscribe(observer, () =>
+          describeRunningActor(actor, hub.lastRootEvent(), hub.nextSequence),
+        ),
       actor,
     }
     return service

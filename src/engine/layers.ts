@@ -14,9 +14,17 @@ import {
   KeychainMemory,
   type KeychainService,
 } from "../services/keychain.js"
+import { KeychainAuto, KeychainOs } from "../services/os-keychain.js"
 
-/** Where sessions are kept: a named store, or a host's own implementation. */
-export type StoreOption = "memory" | "file" | KeychainService
+/** The named session stores. */
+export type StoreName = "auto" | "keychain" | "file" | "memory"
+
+/**
+ * The session store: "auto" (the OS keychain when it works here, else the file store,
+ * announced once on stderr), "keychain" (the OS keychain, failing when it is unavailable),
+ * "file", "memory", or a host's own implementation.
+ */
+export type StoreOption = StoreName | KeychainService
 
 /** Which user agent opens the authorization URL. */
 export type BrowserOption =
@@ -26,21 +34,39 @@ export type BrowserOption =
 
 /** Options that choose the service layers. */
 export interface LayerOptions {
+  /** Default: "auto". */
   readonly store?: StoreOption | undefined
   readonly browser?: BrowserOption | undefined
-  /** The folder of the file store; defaults to `$MCP_AUTH_ENGINE_HOME` or the config folder. */
+  /**
+   * The engine home: the file store keeps sessions in `<home>/sessions` and the OS keychain
+   * store its lock files in `<home>/locks`. Defaults to `$MCP_AUTH_ENGINE_HOME`, else
+   * `$XDG_CONFIG_HOME/mcp-auth-engine`, else `~/.config/mcp-auth-engine`.
+   */
   readonly home?: string | undefined
+}
+
+/** Builds the session store layer for a store option. */
+export const makeStoreLayer = (
+  store: StoreOption = "auto",
+  home: string = defaultHome(),
+): Layer.Layer<Keychain> => {
+  switch (store) {
+    case "auto":
+      return KeychainAuto(home)
+    case "keychain":
+      return KeychainOs(home)
+    case "file":
+      return KeychainFile(home)
+    case "memory":
+      return KeychainMemory
+    default:
+      return Layer.succeed(Keychain, store)
+  }
 }
 
 /** Builds the layer with every service the engine needs. */
 export const makeServiceLayer = (options: LayerOptions = {}): Layer.Layer<AuthEnv> => {
-  const store = options.store ?? "file"
-  const keychain =
-    store === "memory"
-      ? KeychainMemory
-      : store === "file"
-        ? KeychainFile(options.home ?? defaultHome())
-        : Layer.succeed(Keychain, store)
+  const keychain = makeStoreLayer(options.store ?? "auto", options.home ?? defaultHome())
   const browser = options.browser ?? "system"
   const browserLayer =
     browser === "system"

@@ -15,6 +15,7 @@ import {
   Scope,
 } from "effect"
 import type { AuthError, ConfigError } from "../errors.js"
+import type { InspectionObserver } from "../inspect/events.js"
 import type { GrantConfig } from "../protocol/grants.js"
 import type { ClientConfig } from "../protocol/registration.js"
 import type { TokenEndpointAuthMethod } from "../schema/oauth.js"
@@ -78,6 +79,8 @@ export interface AuthEngineHandle {
   logout(): Promise<void>
   status(): EngineStatus
   subscribe(listener: (status: EngineStatus) => void): () => void
+  /** Calls `observer` with every redacted inspection event; returns the unsubscribe function. */
+  inspect(observer: InspectionObserver): () => void
   /** `fetch` with the token added; a 401 or 403 is handled once. Bodies must be replayable. */
   fetch(input: string | URL, init?: RequestInit, options?: TokenOptions): Promise<Response>
   /** Stops the engine and closes its listeners. */
@@ -164,6 +167,7 @@ export const createAuthEngine = async (
     logout: () => run(service.logout),
     status: () => Effect.runSync(service.status),
     subscribe: (listener) => service.subscribe(listener),
+    inspect: (observer) => service.inspect(observer),
     fetch: (input, init, tokenOptions) => run(service.fetch(input, init, tokenOptions)),
     dispose: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))

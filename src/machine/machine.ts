@@ -17,7 +17,7 @@ import type { AuthorizationAttempt } from "../protocol/authorization.js"
 import { validateCallback } from "../protocol/authorization.js"
 import { type Discovery, discover } from "../protocol/discovery.js"
 import { chooseGrant, type GrantConfig } from "../protocol/grants.js"
-import { type ClientConfig, register } from "../protocol/registration.js"
+import type { ClientConfig } from "../protocol/registration.js"
 import { selectScope, unionScopes, withOfflineAccess } from "../protocol/scope.js"
 import type { ClientRegistration, Session } from "../schema/session.js"
 import { fromEffect, fromScopedEffect } from "./effect-actors.js"
@@ -30,12 +30,12 @@ import {
   loadSession,
   makeDpopSession,
   type RefreshInput,
-  type RegisterInput,
   runAuthorize,
   runCallbackListener,
   runExchange,
   runLogout,
   runRefresh,
+  runRegister,
   runSignInLock,
   type SignInLockEvent,
   type SignInLockInput,
@@ -100,6 +100,11 @@ export interface AuthContext {
   /** The callback query; it holds the authorization code. */
   readonly callbackParams?: Redacted.Redacted<URLSearchParams> | undefined
   readonly session?: Session | undefined
+  /**
+   * The generation of the last session dropped from `session` (rejected by the server or
+   * unusable), so the sign-in lock never takes that stored record back as a newer session.
+   */
+  readonly droppedGeneration?: number | undefined
   /** No refresh before this time (ms since the epoch), set after a transient failure. */
   readonly refreshRetryAt?: number | undefined
   readonly error?: AuthError | undefined
@@ -186,11 +191,13 @@ const grantFor = (context: AuthContext, discovery: Discovery): GrantConfig =>
 
 /**
  * Builds the machine. Its actors run on `runtime`, which supplies the services; `dpop` holds
- * the engine's DPoP key and nonces.
+ * the engine's DPoP key and nonces. Guards and delays read the time from `now`, so a test clock
+ * that also drives the actor's timers moves both together.
  */
 export const makeAuthMachine = (
   runtime: Runtime.Runtime<AuthEnv>,
   dpop: DpopSession = makeDpopSession(),
+  now: () => number = Date.now,
 ) =>
   setup({
     types: {
@@ -203,15 +210,7 @@ export const makeAuthMachine = (
         loadSession(input.serverUrl),
       ),
       discover: fromEffect(runtime, discover),
-      register: fromEffect(runtime, (input: RegisterInput) =>
-        register({
-          authorizationServer: input.discovery.authorizationServer,
-          redirectUri: input.redirectUri,
-          client: input.client,
-          cached: input.cached,
-          interactive: input.interactive,
-        }),
-      ),
+      register: fromEffect(runtime, runRegister),
       callbackListener: fromScopedEffect(
         runtime,
         "STEP_FAILED",
@@ -298,6 +297,17 @@ export const makeAuthMachine = (
           [params.registration.issuer]: params.registration,
         },
       })),
+      // After `invalid_client` the next sign-in registers anew instead of reusing this client.
+      forgetRejectedClient: assign(
+        ({ context }, params: { error: unknown; issuer: string | undefined }) => {
+          const error = params.error
+          const rejected =
+            isAuthError(error) && error._tag === "TokenError" && error.reason === "invalid_client"
+          if (!rejected || params.issuer === undefined) return {}
+          const { [params.issuer]: _rejected, ...registrations } = context.registrations
+          return { registrations }
+        },
+      ),
       storeAttempt: assign((_, params: { attempt: AuthorizationAttempt }) => ({
         attempt: params.attempt,
       })),
@@ -336,17 +346,20 @@ export const makeAuthMachine = (
           }),
       }),
       clearAttempt: assign({ attempt: undefined, callbackParams: undefined }),
-      clearSession: assign({ session: undefined }),
+      clearSession: assign(({ context }) => ({
+        session: undefined,
+        droppedGeneration: context.session?.generation ?? context.droppedGeneration,
+      })),
       clearChallenge: assign({ challenge: undefined }),
       clearRedirectUri: assign({ redirectUri: undefined }),
       pauseRefresh: assign({
         refreshRetryAt: ({ context }) => {
-          const now = Date.now()
+          const current = now()
           const expiresAt = context.session?.tokens.expiresAt
           // Never pause past expiry: the last chance to refresh is just before it.
           return expiresAt === undefined
-            ? now + REFRESH_RETRY_DELAY_MS
-            : Math.min(now + REFRESH_RETRY_DELAY_MS, expiresAt - 1_000)
+            ? current + REFRESH_RETRY_DELAY_MS
+            : Math.min(current + REFRESH_RETRY_DELAY_MS, expiresAt - 1_000)
         },
       }),
       clearError: assign({ error: undefined }),
@@ -363,12 +376,12 @@ export const makeAuthMachine = (
     },
     guards: {
       hasUsableSession: (_, params: { session: Session | undefined }) =>
-        hasUsableToken(params.session, Date.now()),
+        hasUsableToken(params.session, now()),
       hasRefreshableSession: (_, params: { session: Session | undefined }) =>
         params.session?.tokens.refreshToken !== undefined,
       canRefresh: ({ context }) => context.session?.tokens.refreshToken !== undefined,
-      isRefreshDue: ({ context }) => nextRefreshIn(context, Date.now()) === 0,
-      hasUsableToken: ({ context }) => hasUsableToken(context.session, Date.now()),
+      isRefreshDue: ({ context }) => nextRefreshIn(context, now()) === 0,
+      hasUsableToken: ({ context }) => hasUsableToken(context.session, now()),
       isListening: ({ context }) => context.redirectUri !== undefined,
       isReadyToRegister: ({ context }, params: { discovery: Discovery }) =>
         context.redirectUri !== undefined ||
@@ -398,7 +411,7 @@ export const makeAuthMachine = (
       },
     },
     delays: {
-      refreshDelay: ({ context }) => nextRefreshIn(context, Date.now()),
+      refreshDelay: ({ context }) => nextRefreshIn(context, now()),
       callbackTimeout: ({ context }) => context.input.callbackTimeoutMs,
     },
   }).createMachine({
@@ -478,7 +491,7 @@ export const makeAuthMachine = (
             src: "signInLock",
             input: ({ context }): SignInLockInput => ({
               serverUrl: context.input.serverUrl,
-              generation: context.session?.generation,
+              generation: context.session?.generation ?? context.droppedGeneration,
               timeoutMs: context.input.callbackTimeoutMs + SIGN_IN_LOCK_MARGIN_MS,
             }),
           },
@@ -671,6 +684,13 @@ export const makeAuthMachine = (
                 target: "#mcpAuth.failed",
                 actions: [
                   { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                  {
+                    type: "forgetRejectedClient",
+                    params: ({ context, event }) => ({
+                      error: event.error,
+                      issuer: context.discovery?.authorizationServer.issuer,
+                    }),
+                  },
                   "clearAttempt",
                 ],
               },
@@ -800,6 +820,13 @@ export const makeAuthMachine = (
               target: "authRequired",
               actions: [
                 { type: "storeError", params: ({ event }) => ({ error: event.error }) },
+                {
+                  type: "forgetRejectedClient",
+                  params: ({ context, event }) => ({
+                    error: event.error,
+                    issuer: context.session?.client.issuer,
+                  }),
+                },
                 "clearSession",
               ],
             },

@@ -18,8 +18,17 @@ import {
   idJagGrant,
   jwtBearerGrant,
 } from "../protocol/grants.js"
-import type { ClientConfig } from "../protocol/registration.js"
-import { loadSession, removeSession, saveSession, sessionKey } from "../protocol/session.js"
+import { type ClientConfig, register } from "../protocol/registration.js"
+import {
+  loadRegistration,
+  loadSession,
+  removeRegistration,
+  removeSession,
+  removeSessionIfNotNewer,
+  saveRegistration,
+  saveSession,
+  sessionKey,
+} from "../protocol/session.js"
 import {
   type ClientPrivateKey,
   type DpopBinding,
@@ -187,7 +196,11 @@ const obtainTokens = (input: ExchangeInput, dpop: DpopBinding | undefined) =>
 export const runExchange = (input: ExchangeInput, dpopSession: DpopSession) =>
   Effect.gen(function* () {
     const dpop = yield* dpopBinding(input.dpop, dpopSession)
-    const tokens = yield* obtainTokens(input, dpop)
+    const tokens = yield* obtainTokens(input, dpop).pipe(
+      Effect.tapError((error) =>
+        isInvalidClient(error) ? forgetRegistration(input.registration) : Effect.void,
+      ),
+    )
     const previous = yield* loadSession(input.discovery.serverUrl).pipe(
       Effect.orElseSucceed(() => undefined),
     )
@@ -236,10 +249,6 @@ const checkAuthorizationServer = (input: RefreshInput) =>
     }
   })
 
-/**
- * Refreshes the session's tokens and persists them before they are handed out. On
- * `invalid_grant` the stored tokens are deleted, because the grant is gone.
- */
 /** How long a refresh waits for another process's refresh of the same session. */
 export const REFRESH_LOCK_TIMEOUT_MS = 60_000
 
@@ -314,6 +323,10 @@ export const runSignInLock = (input: SignInLockInput, sendBack: (event: SignInLo
     sendBack({ type: "LOCKED" })
   })
 
+/**
+ * Refreshes the session's tokens and persists them before they are handed out. A rejected
+ * grant or client is cleared from the store (see `forgetRejectedGrant`).
+ */
 const refreshUnlocked = (input: RefreshInput, dpopSession: DpopSession) =>
   Effect.gen(function* () {
     const session = input.session
@@ -326,15 +339,43 @@ const refreshUnlocked = (input: RefreshInput, dpopSession: DpopSession) =>
       registration: session.client,
       resource: session.resource,
       tokens: session.tokens,
-    }).pipe(
-      Effect.tapError((error) =>
-        error.reason === "invalid_grant"
-          ? removeSession(session.serverUrl).pipe(Effect.orElseSucceed(() => undefined))
-          : Effect.void,
-      ),
-    )
+    }).pipe(Effect.tapError((error) => forgetRejectedGrant(session, error.reason)))
     return yield* saveSession({ ...session, tokens })
   })
+
+/**
+ * Clears what a rejected refresh showed to be dead. On `invalid_grant` only the tokens go: the
+ * client registration is stored on its own first, so the next sign-in reuses it. On
+ * `invalid_client` the registration goes too, so the next sign-in registers a new client.
+ * Failures to write are ignored: the refresh error is what the machine acts on.
+ */
+const forgetRejectedGrant = (session: Session, reason: string) =>
+  Effect.gen(function* () {
+    if (reason !== "invalid_grant" && reason !== "invalid_client") return
+    if (reason === "invalid_client") {
+      yield* forgetRegistration(session.client)
+    } else if (session.client.source === "dynamic") {
+      const stored = yield* loadRegistration(session.client.issuer, session.client.redirectUri)
+      if (stored?.clientId !== session.client.clientId) yield* saveRegistration(session.client)
+    }
+    yield* removeSessionIfNotNewer(session.serverUrl, session.generation)
+  }).pipe(Effect.orElseSucceed(() => undefined))
+
+const isInvalidClient = (error: { readonly _tag: string }): boolean =>
+  error._tag === "TokenError" && "reason" in error && error.reason === "invalid_client"
+
+/** Deletes the stored record of a dynamically registered client the server rejected. */
+const forgetRegistration = (registration: ClientRegistration) =>
+  registration.source === "dynamic"
+    ? removeRegistration(registration.issuer, registration.redirectUri).pipe(
+        Effect.tap(() =>
+          Effect.logWarning(
+            "the authorization server rejected the client; it is registered anew at the next sign-in",
+          ).pipe(Effect.annotateLogs({ issuer: registration.issuer })),
+        ),
+        Effect.orElseSucceed(() => undefined),
+      )
+    : Effect.void
 
 /** Revokes the session's tokens where the server allows it, then deletes the stored session. */
 export const runLogout = (input: {
@@ -364,6 +405,41 @@ export interface RegisterInput {
   readonly cached: ClientRegistration | undefined
   readonly interactive: boolean
 }
+
+/**
+ * Obtains the client identity for a sign-in. A dynamic registration stored by an earlier run for
+ * the same issuer and redirect URI is reused unless the machine holds one for that redirect URI,
+ * and a new one is stored, so a restart or a rejected refresh token does not register another
+ * client.
+ */
+export const runRegister = (input: RegisterInput) =>
+  Effect.gen(function* () {
+    const issuer = input.discovery.authorizationServer.issuer
+    const stored =
+      input.client.clientId === undefined && input.interactive
+        ? yield* loadRegistration(issuer, input.redirectUri).pipe(
+            Effect.orElseSucceed(() => undefined),
+          )
+        : undefined
+    const registration = yield* register({
+      authorizationServer: input.discovery.authorizationServer,
+      redirectUri: input.redirectUri,
+      client: input.client,
+      // The machine's registration wins when it fits this redirect URI; it may be newer.
+      cached: input.cached?.redirectUri === input.redirectUri ? input.cached : stored,
+      interactive: input.interactive,
+    })
+    if (registration.source === "dynamic" && registration.clientId !== stored?.clientId) {
+      yield* saveRegistration(registration).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning("cannot store the client registration").pipe(
+            Effect.annotateLogs({ issuer, error: error.message }),
+          ),
+        ),
+      )
+    }
+    return registration
+  })
 
 export { loadSession }
 

@@ -124,57 +124,108 @@ const isProcessAlive = (pid: number): boolean => {
 
 const readOwner = async (path: string): Promise<LockOwner | undefined> => {
   try {
-    return JSON.parse(await fs.readFile(path, "utf8")) as LockOwner
+    const owner = JSON.parse(await fs.readFile(path, "utf8")) as Partial<LockOwner>
+    return typeof owner.pid === "number" &&
+      typeof owner.token === "string" &&
+      typeof owner.acquiredAt === "number"
+      ? (owner as LockOwner)
+      : undefined
   } catch {
     return undefined
   }
 }
 
+const errorCode = (cause: unknown): unknown =>
+  typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+
+/** A name next to `path` for a file only this process writes: `<path>.<pid>.<random>.<suffix>`. */
+const privateName = (path: string, suffix: "tmp" | "stale"): string =>
+  `${path}.${process.pid}.${randomBytes(6).toString("hex")}.${suffix}`
+
+/**
+ * Minimum age of a lock file without a readable owner before it counts as abandoned. Lock files
+ * are created complete (see {@link createLockFile}), so only a file damaged outside the engine,
+ * or one an older release of the engine is still writing, lacks an owner. Such a writer needs
+ * far less than this.
+ */
+const UNREADABLE_LOCK_GRACE_MS = 5_000
+
+/**
+ * Creates the lock file at `path` holding `owner`, or returns false when it exists. The owner
+ * is written to a private file that is then hard-linked to `path`, so no process ever reads a
+ * lock file without its owner, even when the creator is killed halfway.
+ */
+const createLockFile = async (path: string, owner: LockOwner): Promise<boolean> => {
+  const temporary = privateName(path, "tmp")
+  await fs.writeFile(temporary, JSON.stringify(owner), { flag: "wx", mode: 0o600 })
+  try {
+    await fs.link(temporary, path)
+    return true
+  } catch (cause) {
+    if (errorCode(cause) === "EEXIST") return false
+    // A file system without hard links: an exclusive create is the best it offers.
+    if (errorCode(cause) === "EPERM" || errorCode(cause) === "ENOTSUP") {
+      try {
+        await fs.writeFile(path, JSON.stringify(owner), { flag: "wx", mode: 0o600 })
+        return true
+      } catch (fallbackCause) {
+        if (errorCode(fallbackCause) === "EEXIST") return false
+        throw fallbackCause
+      }
+    }
+    throw cause
+  } finally {
+    await fs.rm(temporary, { force: true })
+  }
+}
+
 /**
  * Moves an abandoned lock file aside. The rename is atomic, so of two processes breaking the
- * same lock only one succeeds; if what was moved turns out to be a fresh lock taken meanwhile,
+ * same lock only one succeeds. If what was moved turns out to be a fresh lock taken meanwhile,
  * it is linked back (link fails if a newer lock exists, which then wins).
  */
-const breakStaleLock = async (path: string, stale: LockOwner): Promise<void> => {
-  const aside = `${path}.${randomBytes(6).toString("hex")}.stale`
+const breakStaleLock = async (path: string, stale: LockOwner | undefined): Promise<void> => {
+  const aside = privateName(path, "stale")
   try {
     await fs.rename(path, aside)
   } catch {
     return
   }
   const moved = await readOwner(aside)
-  if (moved !== undefined && moved.token !== stale.token) {
+  if (moved !== undefined && moved.token !== stale?.token) {
     await fs.link(aside, path).catch(() => undefined)
   }
   await fs.rm(aside, { force: true })
 }
 
+/** Tells whether the lock file at `path`, held by `holder` if readable, may be broken. */
+const isAbandoned = async (path: string, holder: LockOwner | undefined): Promise<boolean> => {
+  if (holder !== undefined) {
+    return !isProcessAlive(holder.pid) || Date.now() - holder.acquiredAt > STALE_LOCK_MS
+  }
+  const modifiedAt = await fs.stat(path).then(
+    (stats) => stats.mtimeMs,
+    () => undefined,
+  )
+  return modifiedAt !== undefined && Date.now() - modifiedAt > UNREADABLE_LOCK_GRACE_MS
+}
+
 /** Takes the lock file at `path`, waiting while a live process holds it. */
 const acquireFileLock = async (path: string, timeoutMs: number): Promise<string> => {
   const token = randomBytes(12).toString("hex")
-  const owner: LockOwner = { pid: process.pid, token, acquiredAt: Date.now() }
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    try {
-      await fs.writeFile(path, JSON.stringify(owner), { flag: "wx", mode: 0o600 })
+    if (await createLockFile(path, { pid: process.pid, token, acquiredAt: Date.now() })) {
       return token
-    } catch (cause) {
-      if (
-        !(typeof cause === "object" && cause !== null && "code" in cause && cause.code === "EEXIST")
-      ) {
-        throw cause
-      }
     }
     const holder = await readOwner(path)
-    const abandoned =
-      holder !== undefined &&
-      (!isProcessAlive(holder.pid) || Date.now() - holder.acquiredAt > STALE_LOCK_MS)
-    if (abandoned) {
+    if (await isAbandoned(path, holder)) {
       await breakStaleLock(path, holder)
       continue
     }
     if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${path}`)
+      const owner = holder === undefined ? "" : ` held by pid ${holder.pid}`
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${path}${owner}`)
     }
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS))
   }
@@ -184,6 +235,53 @@ const releaseFileLock = async (path: string, token: string): Promise<void> => {
   const owner = await readOwner(path)
   if (owner?.token === token) await fs.rm(path, { force: true })
 }
+
+/** Names made by {@link privateName} for store and lock files; the first group is the pid. */
+const PRIVATE_FILE = /^[0-9a-f]{32}\.(?:json|lock)\.(\d+)\.[0-9a-f]{12}\.(?:tmp|stale)$/
+
+/**
+ * Deletes private files whose writer process no longer exists. A writer killed between writing
+ * its temporary file and renaming it leaves one, and for a session it holds a full record.
+ */
+const removeAbandonedFiles = async (directory: string): Promise<void> => {
+  const files = await fs.readdir(directory).catch(() => [] as string[])
+  for (const file of files) {
+    const pid = PRIVATE_FILE.exec(file)?.[1]
+    if (pid !== undefined && !isProcessAlive(Number(pid))) {
+      await fs.rm(join(directory, file), { force: true })
+    }
+  }
+}
+
+/**
+ * Builds a cross-process lock over lock files in `directory`: one `<hash of key>.lock` file per
+ * key, holding the owner's pid. A lock whose owner died, or that is older than
+ * {@link STALE_LOCK_MS}, is broken. `store` names the store in errors.
+ */
+export const makeFolderLock =
+  (directory: string, store: string) =>
+  (key: string, timeoutMs: number): Effect.Effect<void, KeychainError, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(directory, { recursive: true, mode: 0o700 })
+          const path = join(directory, fileNameFor(key).replace(/\.json$/, ".lock"))
+          const token = await acquireFileLock(path, timeoutMs)
+          await removeAbandonedFiles(directory)
+          return { path, token }
+        },
+        catch: (cause) =>
+          new KeychainError({
+            reason: "unavailable",
+            store,
+            detail: `cannot lock ${JSON.stringify(key)} in ${directory}: ${
+              cause instanceof Error ? cause.message : String(cause)
+            }`,
+            cause,
+          }),
+      }),
+      ({ path, token }) => Effect.promise(() => releaseFileLock(path, token)),
+    ).pipe(Effect.asVoid)
 
 /**
  * Builds a file store under `directory`: one JSON file per key, named by a hash of the key.
@@ -209,18 +307,7 @@ export const makeFileKeychain = (directory: string): KeychainService => {
   return {
     name: "file",
     location: directory,
-    lock: (key, timeoutMs) =>
-      Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            await fs.mkdir(directory, { recursive: true, mode: 0o700 })
-            const path = join(directory, fileNameFor(key).replace(/\.json$/, ".lock"))
-            return { path, token: await acquireFileLock(path, timeoutMs) }
-          },
-          catch: fail("unavailable", `cannot lock a session in ${directory}`),
-        }),
-        ({ path, token }) => Effect.promise(() => releaseFileLock(path, token)),
-      ).pipe(Effect.asVoid),
+    lock: makeFolderLock(directory, "file"),
     get: (key) =>
       readEntry(fileNameFor(key)).pipe(
         Effect.map((entry) => (entry?.key === key ? entry.value : undefined)),
@@ -230,7 +317,8 @@ export const makeFileKeychain = (directory: string): KeychainService => {
         try: async () => {
           await fs.mkdir(directory, { recursive: true, mode: 0o700 })
           const target = join(directory, fileNameFor(key))
-          const temporary = `${target}.${randomBytes(6).toString("hex")}.tmp`
+          // The writer's pid in the name lets a later write delete what a killed writer left.
+          const temporary = privateName(target, "tmp")
           const entry: StoredEntry = { key, value }
           await fs.writeFile(temporary, JSON.stringify(entry), { mode: 0o600, flag: "wx" })
           try {
@@ -239,6 +327,7 @@ export const makeFileKeychain = (directory: string): KeychainService => {
             await fs.rm(temporary, { force: true })
             throw cause
           }
+          await removeAbandonedFiles(directory)
         },
         catch: fail("write_failed", `cannot write to ${directory}`),
       }),

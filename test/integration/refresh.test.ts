@@ -6,7 +6,13 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { makeMemoryKeychain } from "../../src/index.js"
-import { callWhoami, readStoredSession, startDemoServers, startEngine } from "../support/demo.js"
+import {
+  callWhoami,
+  readStoredSession,
+  startDemoServers,
+  startEngine,
+  storedSessionKeys,
+} from "../support/demo.js"
 import { containsInOrder } from "../support/status.js"
 import { rejectionOf } from "../support/wait.js"
 
@@ -98,6 +104,12 @@ describe("refresh rejected", () => {
     const error = await rejectionOf(handle.getAccessToken({ interactive: false }))
     expect(error._tag).toBe("SignInRequired")
     expect(error.reason).toBe("session_expired")
-    expect(await Effect.runPromise(keychain.keys)).toEqual([])
+    // The tokens are gone; the client registration stays for the next sign-in.
+    expect(await storedSessionKeys(keychain)).toEqual([])
+    const keys = await Effect.runPromise(keychain.keys)
+    expect(keys).toHaveLength(1)
+    expect(keys[0]).toMatch(
+      `mcp-auth-engine-client:${authorizationServer.issuer}|http://127.0.0.1:`,
+    )
   })
 })

@@ -13,6 +13,7 @@ import {
   readStoredSession,
   startDemoServers,
   startEngine,
+  storedSessionKeys,
   whoamiRequest,
 } from "../support/demo.js"
 import { rejectionOf } from "../support/wait.js"
@@ -86,7 +87,11 @@ describe("logout", () => {
 
     expect(first.handle.status().state).toBe("idle")
     expect(authorizationServer.requests.revocation).toBe(2)
-    expect(await Effect.runPromise(keychain.keys)).toEqual([])
+    expect(await storedSessionKeys(keychain)).toEqual([])
+    // Signing out keeps the client registration, so the next sign-in does not register again.
+    const remaining = await Effect.runPromise(keychain.keys)
+    expect(remaining).toHaveLength(1)
+    expect(remaining[0]).toMatch(/^mcp-auth-engine-client:/)
 
     const refresh = await fetch(stored.authorizationServer.token_endpoint, {
       method: "POST",

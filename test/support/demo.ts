@@ -88,9 +88,13 @@ export interface StoredSession {
   readonly tokens: { readonly accessToken: string; readonly refreshToken?: string }
 }
 
+/** The store keys of session records; client registration records have another prefix. */
+export const storedSessionKeys = async (keychain: KeychainService): Promise<string[]> =>
+  (await Effect.runPromise(keychain.keys)).filter((key) => key.startsWith("mcp-auth-engine:"))
+
 /** Reads the only session record in `keychain`; fails the test when there is not exactly one. */
 export const readStoredSession = async (keychain: KeychainService): Promise<StoredSession> => {
-  const keys = await Effect.runPromise(keychain.keys)
+  const keys = await storedSessionKeys(keychain)
   expect(keys).toHaveLength(1)
   const text = await Effect.runPromise(keychain.get(keys[0]!))
   expect(text).toBeTypeOf("string")
