@@ -83,6 +83,11 @@ export interface AuthEngineService {
   readonly getAccessToken: (
     options?: TokenOptions,
   ) => Effect.Effect<Redacted.Redacted<string>, AuthError>
+  /**
+   * The access token when the engine is authenticated and the token has not expired, read
+   * synchronously; undefined otherwise (then `getAccessToken` does the waiting).
+   */
+  readonly peekAccessToken: () => Redacted.Redacted<string> | undefined
   /** Runs an interactive sign-in now and waits until it ends. */
   readonly authenticate: Effect.Effect<void, AuthError>
   /** Stops a running sign-in. */
@@ -256,7 +261,19 @@ export const makeAuthEngine = (
       (started) => Effect.sync(() => started.stop()),
     )
 
+    const peekAccessToken = (): Redacted.Redacted<string> | undefined => {
+      const snapshot = actor.getSnapshot()
+      return snapshot.value === "authenticated" ? usableToken(snapshot.context, now()) : undefined
+    }
+
     const getAccessToken = (options: TokenOptions = {}) =>
+      Effect.suspend(() => {
+        // The common case, a held token, needs no fiber waiting on the statechart.
+        const held = peekAccessToken()
+        return held === undefined ? waitForAccessToken(options) : Effect.succeed(held)
+      })
+
+    const waitForAccessToken = (options: TokenOptions) =>
       Effect.gen(function* () {
         const interactive = options.interactive ?? true
         // A failure present before this call is not this call's answer: it may start afresh.
@@ -444,6 +461,7 @@ export const makeAuthEngine = (
     const service: AuthEngineService = {
       serverUrl: input.serverUrl,
       getAccessToken,
+      peekAccessToken,
       authenticate,
       cancel: Effect.sync(() => actor.send({ type: "CANCEL" })),
       logout,

@@ -160,8 +160,11 @@ export const createAuthEngine = async (
 
   return {
     serverUrl: service.serverUrl,
-    getAccessToken: async (tokenOptions) =>
-      Redacted.value(await run(service.getAccessToken(tokenOptions))),
+    getAccessToken: async (tokenOptions) => {
+      const held = service.peekAccessToken()
+      if (held !== undefined) return Redacted.value(held)
+      return Redacted.value(await run(service.getAccessToken(tokenOptions)))
+    },
     authenticate: () => run(service.authenticate),
     cancel: () => run(service.cancel),
     logout: () => run(service.logout),

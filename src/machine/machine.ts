@@ -3,7 +3,7 @@
  * Effect run as an actor, and leaving a state interrupts the step it started. Actions, guards,
  * actors and delays are all named in `setup()`, so inspectors and diagrams show their names.
  */
-import { type Effect, Redacted, type Runtime } from "effect"
+import { Effect, Redacted, type Runtime } from "effect"
 import { and, assign, sendTo, setup } from "xstate"
 import {
   type AuthError,
@@ -93,6 +93,8 @@ export interface AuthContext {
   /** Scope for the next authorization, set by a step-up. */
   readonly stepUp?: { readonly scope: string; readonly attempts: number } | undefined
   readonly discovery?: Discovery | undefined
+  /** When `discovery` was fetched, in milliseconds since the epoch. */
+  readonly discoveredAt?: number | undefined
   /** Client registrations by issuer: one authorization server's client is never sent to another. */
   readonly registrations: Readonly<Record<string, ClientRegistration>>
   readonly redirectUri?: string | undefined
@@ -169,6 +171,31 @@ const wantsDpop = (context: AuthContext): boolean => {
 const hasClientCredentials = (client: ClientConfig): boolean =>
   client.clientSecret !== undefined || client.privateKey !== undefined
 
+/**
+ * How long a discovery is reused for the next sign-in of the same engine. An hour keeps a
+ * re-authorization at two requests while metadata changes still reach the engine the same day.
+ */
+export const DISCOVERY_REUSE_MS = 60 * 60_000
+
+/** Inputs of the discovery actor: a fresh discovery, or the previous one to reuse. */
+interface DiscoverInput {
+  readonly serverUrl: string
+  readonly resourceMetadataUrl: string | undefined
+  readonly protocolVersion: string
+  readonly reuse: Discovery | undefined
+}
+
+/**
+ * The previous discovery when it may be reused: recent, and no challenge is pending that names
+ * resource metadata (such a challenge means the metadata may have changed, so it is read again).
+ */
+const reusableDiscovery = (context: AuthContext, now: number): Discovery | undefined => {
+  if (context.discovery === undefined || context.discoveredAt === undefined) return undefined
+  if (now - context.discoveredAt > DISCOVERY_REUSE_MS) return undefined
+  if (context.challenge?.resourceMetadataUrl !== undefined) return undefined
+  return context.discovery
+}
+
 /** The scope of the next authorization: a step-up's union, else the selection strategy. */
 const scopeFor = (context: AuthContext, discovery: Discovery): string | undefined => {
   const selected =
@@ -209,7 +236,9 @@ export const makeAuthMachine = (
       loadSession: fromEffect(runtime, (input: { serverUrl: string }) =>
         loadSession(input.serverUrl),
       ),
-      discover: fromEffect(runtime, discover),
+      discover: fromEffect(runtime, (input: DiscoverInput) =>
+        input.reuse === undefined ? discover(input) : Effect.succeed(input.reuse),
+      ),
       register: fromEffect(runtime, runRegister),
       callbackListener: fromScopedEffect(
         runtime,
@@ -290,6 +319,8 @@ export const makeAuthMachine = (
       storeDiscovery: assign(({ context }, params: { discovery: Discovery }) => ({
         grant: grantFor(context, params.discovery),
         discovery: params.discovery,
+        // A reused discovery keeps its original time, so reuse never outlives the window.
+        discoveredAt: params.discovery === context.discovery ? context.discoveredAt : now(),
       })),
       storeRegistration: assign(({ context }, params: { registration: ClientRegistration }) => ({
         registrations: {
@@ -368,6 +399,7 @@ export const makeAuthMachine = (
         challenge: undefined,
         stepUp: undefined,
         discovery: undefined,
+        discoveredAt: undefined,
         attempt: undefined,
         callbackParams: undefined,
         error: undefined,
@@ -528,10 +560,11 @@ export const makeAuthMachine = (
             invoke: {
               id: "discover",
               src: "discover",
-              input: ({ context }) => ({
+              input: ({ context }): DiscoverInput => ({
                 serverUrl: context.input.serverUrl,
                 resourceMetadataUrl: context.challenge?.resourceMetadataUrl,
                 protocolVersion: context.input.protocolVersion,
+                reuse: reusableDiscovery(context, now()),
               }),
               onDone: [
                 {
@@ -678,6 +711,8 @@ export const makeAuthMachine = (
                 actions: [
                   { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
                   "clearAttempt",
+                  // The challenge was answered; a later refresh must not act on it again.
+                  "clearChallenge",
                 ],
               },
               onError: {
@@ -879,6 +914,3 @@ export const makeAuthMachine = (
 
 /** The machine type. */
 export type AuthMachine = ReturnType<typeof makeAuthMachine>
-
-/** Keeps `Effect` referenced for declaration emit of the actors' types. */
-export type { Effect }
