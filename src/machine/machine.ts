@@ -515,6 +515,9 @@ export const makeAuthMachine = (
             input: ({ context }) => ({
               preferredPort: context.input.callbackPort,
               // Grants without a browser never receive a redirect, so no port is opened for them.
+              // NOTE: when the server's metadata turns the default browser grant into client
+              // credentials, that choice comes after this listener started, so a port is bound
+              // (and never used) until the sign-in ends.
               enabled: context.input.grant.type === "authorization_code",
             }),
           },
