@@ -191,7 +191,7 @@ export const runLogin = (input: LoginInput, liveView?: LiveViewSettings) =>
         client,
         scope: Option.getOrUndefined(input.scope),
         callbackPort: Option.getOrUndefined(input.callbackPort),
-      })
+      }).pipe(Effect.mapError(toCliFailure))
       if (view !== undefined) view.attach(engine)
       const reporter = makeProgressReporter()
       const unsubscribe = engine.subscribe(reporter.update)

@@ -16,11 +16,12 @@ export const describeStatus = (status: EngineStatus): string => {
     case "authRequired":
       return "Sign-in required"
     case "waitingForLock":
-      return "Waiting for another sign-in or refresh of this session to finish…"
+      // Usually instant; it lasts only while another process signs in to the same server.
+      return "Starting the sign-in…"
     case "discovering":
       return `Discovering the authorization server of ${status.serverUrl}…`
     case "registering":
-      return `Registering the client at ${server ?? "the authorization server"}…`
+      return `Identifying the client at ${server ?? "the authorization server"}…`
     case "awaitingCallback":
       return `Waiting for authorization… (authorization server ${server ?? "unknown"})`
     case "exchanging":

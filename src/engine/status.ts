@@ -142,7 +142,8 @@ export const toEngineView = (
     case "waitingForLock":
       return {
         kind: "signingIn",
-        message: "Waiting for another sign-in or refresh of this session to finish…",
+        // Usually instant; it lasts only while another process signs in to the same server.
+        message: "Starting the sign-in…",
         actions: ["cancel"],
       }
     case "discovering":
@@ -152,7 +153,7 @@ export const toEngineView = (
         actions: ["cancel"],
       }
     case "registering":
-      return { kind: "signingIn", message: `Registering the client at ${at}…`, actions: ["cancel"] }
+      return { kind: "signingIn", message: `Identifying the client at ${at}…`, actions: ["cancel"] }
     case "awaitingCallback":
       return {
         kind: "waitingForBrowser",
