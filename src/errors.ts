@@ -4,7 +4,7 @@
  */
 import { Data } from "effect"
 
-/** Why discovery (RFC 9728 protected resource metadata, RFC 8414 server metadata) failed. */
+/** The reason discovery (RFC 9728 protected resource metadata, RFC 8414 server metadata) failed. */
 export type DiscoveryErrorReason =
   | "invalid_server_url"
   | "network"
@@ -39,7 +39,7 @@ export class DiscoveryError extends Data.TaggedError("DiscoveryError")<{
   }
 }
 
-/** Why no client identity could be obtained. */
+/** The reason no client identity could be obtained. */
 export type RegistrationErrorReason =
   | "no_registration_method"
   | "wrong_issuer"
@@ -67,7 +67,7 @@ export class RegistrationError extends Data.TaggedError("RegistrationError")<{
   }
 }
 
-/** Why the authorization step (browser and redirect) failed. */
+/** The reason the authorization step (browser and redirect) failed. */
 export type AuthorizationErrorReason =
   | "insecure_endpoint"
   | "browser_failed"
@@ -103,7 +103,7 @@ export class AuthorizationError extends Data.TaggedError("AuthorizationError")<{
   }
 }
 
-/** Why a request to the token endpoint failed. */
+/** The reason a request to the token endpoint failed. */
 export type TokenErrorReason =
   | "invalid_grant"
   | "invalid_client"
@@ -121,7 +121,7 @@ export type GrantKind =
   | "token_exchange"
   | "revocation"
 
-/** The token endpoint refused a grant or answered something unusable. */
+/** The token endpoint rejected a grant or returned an unusable response. */
 export class TokenError extends Data.TaggedError("TokenError")<{
   readonly reason: TokenErrorReason
   readonly grant: GrantKind
@@ -141,7 +141,7 @@ export class TokenError extends Data.TaggedError("TokenError")<{
   }
 }
 
-/** Why the session store failed. */
+/** The reason the session store failed. */
 export type KeychainErrorReason = "unavailable" | "read_failed" | "write_failed" | "corrupt"
 
 /** The session store could not be read or written. */
@@ -156,7 +156,7 @@ export class KeychainError extends Data.TaggedError("KeychainError")<{
   }
 }
 
-/** Why the engine cannot hand out a token without the user. */
+/** The reason the engine cannot hand out a token without the user. */
 export type SignInRequiredReason = "no_session" | "session_expired" | "cancelled" | "step_up_limit"
 
 /** The user must sign in (again) before a token can be handed out. */

@@ -39,7 +39,7 @@ export interface AuthEngineConfig {
   /** The preferred loopback callback port; 0 picks any free port. */
   readonly callbackPort?: number | undefined
   readonly callbackTimeoutMs?: number | undefined
-  /** How tokens are obtained; by default the browser flow (authorization code with PKCE). */
+  /** The grant that obtains tokens; by default the browser flow (authorization code with PKCE). */
   readonly grant?: GrantConfig | undefined
   /**
    * When tokens are bound to a DPoP key (RFC 9449): "auto" (default) when the server's
@@ -276,7 +276,7 @@ export const makeAuthEngine = (
     const waitForAccessToken = (options: TokenOptions) =>
       Effect.gen(function* () {
         const interactive = options.interactive ?? true
-        // A failure present before this call is not this call's answer: it may start afresh.
+        // A failure that predates this call is not its result, so the call may start afresh.
         let startedFromFailure = stateOf(actor.getSnapshot()) === "failed"
         // One call asks for at most one refresh and one sign-in. A server that issues access
         // tokens already expired (`expires_in: 0`) would otherwise keep this loop signing in.
@@ -385,7 +385,7 @@ export const makeAuthEngine = (
       return response
     }
 
-    /** Sends a request; a DPoP `use_dpop_nonce` answer with a new nonce is retried once. */
+    /** Sends a request. A DPoP `use_dpop_nonce` response with a new nonce is retried once. */
     const sendWithToken = (
       url: string | URL,
       init: RequestInit,

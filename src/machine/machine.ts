@@ -57,7 +57,7 @@ export const REFRESH_RETRY_DELAY_MS = 30_000
  * the same session to finish: that sign-in ends by its own timeout first.
  */
 export const SIGN_IN_LOCK_MARGIN_MS = 60_000
-/** The longest delay a Node timer accepts; longer ones fire at once. */
+/** The maximum delay a Node timer accepts, because longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647
 
 /** Static settings of one machine. */
@@ -69,13 +69,13 @@ export interface MachineInput {
   readonly protocolVersion: string
   readonly callbackPort: number
   readonly callbackTimeoutMs: number
-  /** How tokens are obtained; the browser flow unless set. */
+  /** The grant that obtains tokens: the browser flow unless set. */
   readonly grant: GrantConfig
-  /** When RFC 9449 DPoP proofs are used: when the server's challenge asks, always, or never. */
+  /** The DPoP (RFC 9449) policy: proofs when the server's challenge uses the DPoP scheme, always, or never. */
   readonly dpop: "auto" | "always" | "never"
 }
 
-/** What a `WWW-Authenticate` challenge told the engine. */
+/** The parameters of a `WWW-Authenticate` challenge that the engine acts on. */
 export interface ChallengeInfo {
   /** The challenge's auth-scheme, `Bearer` or `DPoP`. */
   readonly scheme?: string | undefined
@@ -99,7 +99,7 @@ export interface AuthContext {
   readonly registrations: Readonly<Record<string, ClientRegistration>>
   readonly redirectUri?: string | undefined
   readonly attempt?: AuthorizationAttempt | undefined
-  /** The callback query; it holds the authorization code. */
+  /** The callback query, which contains the authorization code. */
   readonly callbackParams?: Redacted.Redacted<URLSearchParams> | undefined
   readonly session?: Session | undefined
   /**
@@ -186,8 +186,8 @@ interface DiscoverInput {
 }
 
 /**
- * The previous discovery when it may be reused: recent, and no challenge is pending that names
- * resource metadata (such a challenge means the metadata may have changed, so it is read again).
+ * Returns the previous discovery when it may be reused: recent, and no pending challenge names
+ * resource metadata. Such a challenge means the metadata may have changed, so it is read again.
  */
 const reusableDiscovery = (context: AuthContext, now: number): Discovery | undefined => {
   if (context.discovery === undefined || context.discoveredAt === undefined) return undefined
@@ -196,7 +196,7 @@ const reusableDiscovery = (context: AuthContext, now: number): Discovery | undef
   return context.discovery
 }
 
-/** The scope of the next authorization: a step-up's union, else the selection strategy. */
+/** Chooses the scope of the next authorization: a step-up's union, else the selection strategy. */
 const scopeFor = (context: AuthContext, discovery: Discovery): string | undefined => {
   const selected =
     context.stepUp?.scope ||
@@ -714,7 +714,7 @@ export const makeAuthMachine = (
                 actions: [
                   { type: "storeSession", params: ({ event }) => ({ session: event.output }) },
                   "clearAttempt",
-                  // The challenge was answered; a later refresh must not act on it again.
+                  // The sign-in resolved the challenge, so a later refresh must not act on it again.
                   "clearChallenge",
                 ],
               },
@@ -821,7 +821,7 @@ export const makeAuthMachine = (
               ],
             },
             {
-              // Refreshing again at once would loop; the host sees the failure instead.
+              // Refreshing again at once would loop, so the engine fails and reports the error instead.
               target: "failed",
               actions: [
                 { type: "storeSession", params: ({ event }) => ({ session: event.output }) },

@@ -257,7 +257,7 @@ const isFresh = (session: Session, now: number): boolean =>
   session.tokens.expiresAt === undefined || session.tokens.expiresAt > now
 
 /**
- * Refreshes under the session's lock. Whoever holds the lock first re-reads the store: when
+ * Refreshes under the session's lock. The lock owner first reads the store again: when
  * another process (or engine) refreshed meanwhile, its fresh tokens are used and no request is
  * sent, so a rotating refresh token is never spent twice.
  */
