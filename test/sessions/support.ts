@@ -99,8 +99,11 @@ export class TokenWorker {
     return this.#child.pid ?? -1
   }
 
-  /** Asks the worker for a token of `serverUrl` from the file store in `home`. */
-  requestToken(serverUrl: string, home: string): TokenRequest {
+  /**
+   * Asks the worker for a token of `serverUrl` from the file store in `home`; with
+   * `interactive`, the worker signs in through the headless user agent when it must.
+   */
+  requestToken(serverUrl: string, home: string, interactive = false): TokenRequest {
     let onObtained: () => void = () => {}
     const obtained = new Promise<void>((resolve) => {
       onObtained = resolve
@@ -119,7 +122,7 @@ export class TokenWorker {
     })
     // A rejection no test awaits (the worker was killed on purpose) is not an error.
     result.catch(() => undefined)
-    const request: WorkerRequest = { type: "token", serverUrl, home }
+    const request: WorkerRequest = { type: "token", serverUrl, home, interactive }
     this.#child.send(request)
     return { obtained, result }
   }

@@ -10,7 +10,13 @@ import { createAuthEngine } from "../../src/index.js"
 
 /** What the parent sends. */
 export type WorkerRequest =
-  | { readonly type: "token"; readonly serverUrl: string; readonly home: string }
+  | {
+      readonly type: "token"
+      readonly serverUrl: string
+      readonly home: string
+      /** Whether the engine may sign in (through the headless user agent) when it must. */
+      readonly interactive?: boolean | undefined
+    }
   | { readonly type: "exit" }
 
 /** What the worker sends back. */
@@ -51,7 +57,7 @@ const callWhoami = (url: string, token: string) =>
     }),
   })
 
-const obtainToken = async (serverUrl: string, home: string) => {
+const obtainToken = async (serverUrl: string, home: string, interactive: boolean) => {
   const engine = await createAuthEngine({
     serverUrl,
     store: "file",
@@ -61,7 +67,7 @@ const obtainToken = async (serverUrl: string, home: string) => {
     logLevel: "None",
   })
   try {
-    const token = await engine.getAccessToken({ interactive: false })
+    const token = await engine.getAccessToken({ interactive })
     send({ type: "token-obtained" })
     return token
   } finally {
@@ -70,9 +76,9 @@ const obtainToken = async (serverUrl: string, home: string) => {
   }
 }
 
-const handleToken = async (serverUrl: string, home: string) => {
+const handleToken = async (serverUrl: string, home: string, interactive: boolean) => {
   try {
-    const token = await obtainToken(serverUrl, home)
+    const token = await obtainToken(serverUrl, home, interactive)
     const response = await callWhoami(serverUrl, token)
     await response.arrayBuffer()
     send({
@@ -95,6 +101,8 @@ const handleToken = async (serverUrl: string, home: string) => {
 
 process.on("message", (request: WorkerRequest) => {
   if (request.type === "exit") process.exit(0)
-  if (request.type === "token") void handleToken(request.serverUrl, request.home)
+  if (request.type === "token") {
+    void handleToken(request.serverUrl, request.home, request.interactive === true)
+  }
 })
 send({ type: "ready" })
