@@ -278,7 +278,7 @@ export const makeAuthEngine = (
         const interactive = options.interactive ?? true
         // A failure that predates this call is not its result, so the call may start afresh.
         let startedFromFailure = stateOf(actor.getSnapshot()) === "failed"
-        // One call asks for at most one refresh and one sign-in. A server that issues access
+        // One call requests at most one refresh and one sign-in. A server that issues access
         // tokens already expired (`expires_in: 0`) would otherwise keep this loop signing in.
         let refreshRequested = false
         let signInStarted = false

@@ -7,7 +7,7 @@ import type { AuthError } from "../errors.js"
 import type { AuthContext } from "../machine/machine.js"
 import type { GrantType } from "../protocol/grants.js"
 
-/** The lifecycle states a host sees. Sub-steps of sign-in are flattened to their step name. */
+/** The lifecycle states reported to hosts. Sub-steps of sign-in are flattened to their step name. */
 export type EngineState =
   | "idle"
   | "waitingForLock"
@@ -21,14 +21,14 @@ export type EngineState =
   | "failed"
   | "loggingOut"
 
-/** A host-facing summary of a failure; it never holds a token or a response body. */
+/** A host-facing summary of a failure, which never contains a token or a response body. */
 export interface EngineErrorSummary {
   readonly tag: AuthError["_tag"]
   readonly reason: string
   readonly message: string
 }
 
-/** What a UI needs to render the engine. */
+/** The engine status a UI renders. */
 export interface EngineStatus {
   readonly state: EngineState
   readonly serverUrl: string

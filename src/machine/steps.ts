@@ -443,6 +443,6 @@ export const runRegister = (input: RegisterInput) =>
 
 export { loadSession }
 
-/** Raised when the machine asks for a step whose inputs are missing: a bug, not a server fault. */
+/** Creates the error for a step whose inputs are missing, which is a bug rather than a server fault. */
 export const missingInput = (what: string) =>
   new AuthorizationError({ reason: "cancelled", detail: `internal: ${what} is missing` })

@@ -117,7 +117,7 @@ const parseFieldValue = (input: string): Challenge[] => {
   return challenges
 }
 
-/** What an MCP server's response asks of the client. */
+/** The action an MCP server's response requests of the client. */
 export type AuthSignal =
   | {
       readonly kind: "unauthorized"

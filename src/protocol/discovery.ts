@@ -21,13 +21,13 @@ import {
   protectedResourceMetadataUrls,
 } from "./urls.js"
 
-/** How the authorization server was found. */
+/** The method by which the authorization server was found. */
 export type DiscoveryMode =
   | "protected-resource-metadata"
   | "legacy-origin-metadata"
   | "legacy-default-endpoints"
 
-/** What discovery learned about one MCP server. */
+/** The result of discovery for one MCP server. */
 export interface Discovery {
   readonly serverUrl: string
   readonly mode: DiscoveryMode

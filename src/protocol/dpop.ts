@@ -22,7 +22,7 @@ export const generateDpopKey = async (): Promise<DpopKey> => {
   return { privateKey, publicJwk, thumbprint: await calculateJwkThumbprint(publicJwk) }
 }
 
-/** The `htu` of a proof: the request URL without query and fragment (RFC 9449 §4.2). */
+/** Returns the `htu` of a proof: the request URL without query and fragment (RFC 9449 §4.2). */
 export const proofTarget = (url: string): string => {
   const parsed = new URL(url)
   return `${parsed.origin}${parsed.pathname}`
@@ -59,7 +59,7 @@ export const createDpopProof = async (input: ProofInput): Promise<string> => {
 export class DpopNonces {
   readonly #byOrigin = new Map<string, string>()
 
-  /** The last nonce of the origin of `url`. */
+  /** Returns the last nonce of the origin of `url`. */
   get(url: string): string | undefined {
     return this.#byOrigin.get(new URL(url).origin)
   }

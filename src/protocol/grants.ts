@@ -29,7 +29,7 @@ export const ID_JAG_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
 /** The token type of an OpenID Connect ID token. */
 export const ID_TOKEN_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 
-/** How the engine obtains tokens: with the user in a browser, or without anyone. */
+/** The grant that obtains tokens: with the user in a browser, or without anyone. */
 export type GrantConfig =
   | { readonly type: "authorization_code" }
   | { readonly type: "client_credentials" }

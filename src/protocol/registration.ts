@@ -16,7 +16,7 @@ import type { ClientRegistration } from "../schema/session.js"
 import { issuerMatches } from "./discovery.js"
 import type { ClientPrivateKey } from "./token.js"
 
-/** How the host wants the client identified. Every field is optional. */
+/** The host's client identity settings. Every field is optional. */
 export interface ClientConfig {
   /** A client id registered in advance. */
   readonly clientId?: string | undefined
@@ -89,7 +89,7 @@ const preRegistered = (input: RegistrationInput, clientId: string): ClientRegist
   }
 }
 
-/** The RFC 7591 request body for a native (loopback redirect) client. */
+/** Builds the RFC 7591 request body for a native (loopback redirect) client. */
 export const makeRegistrationRequest = (input: RegistrationInput) => {
   const metadata = input.authorizationServer
   const authMethod: TokenEndpointAuthMethod = supportsMethod(metadata, "none")
@@ -157,7 +157,7 @@ const registerDynamically = (
     const registered = decoded.right
     const secret =
       registered.client_secret === undefined ? undefined : Redacted.make(registered.client_secret)
-    // RFC 7591 §3.2.1: the server's answer wins over what was asked for.
+    // RFC 7591 §3.2.1: the server's response takes precedence over the requested values.
     const authMethod =
       asAuthMethod(registered.token_endpoint_auth_method) ??
       (secret === undefined ? "none" : chooseAuthMethod(input.authorizationServer, true))

@@ -16,7 +16,7 @@ export const unionScopes = (...scopes: ReadonlyArray<string | undefined>): strin
 
 /** Inputs of the initial scope choice. */
 export interface ScopeSources {
-  /** A scope the host configured; it wins over everything the servers say. */
+  /** A scope the host configured, which takes precedence over the servers' scopes. */
   readonly configured?: string | undefined
   /** `scope` from the server's `WWW-Authenticate` challenge. */
   readonly challenged?: string | undefined

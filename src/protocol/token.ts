@@ -101,7 +101,7 @@ const requestOptions = (
 ) => ({
   headers,
   [oauth.customFetch]: fetch,
-  // `oauth4webapi` refuses http: unless told; the engine allows it for loopback hosts only.
+  // `oauth4webapi` rejects http: unless this flag is set, and the engine sets it for loopback hosts only.
   [oauth.allowInsecureRequests]: isLoopbackEndpoint(endpoint),
   additionalParameters: resource === undefined ? {} : { resource },
 })
@@ -191,7 +191,7 @@ export interface DpopBinding {
   readonly nonces: DpopNonces
 }
 
-/** A token endpoint answer, read whole. */
+/** A token endpoint response, read whole. */
 export interface EndpointResponse {
   readonly status: number
   readonly body: string
@@ -208,7 +208,7 @@ const isNonceChallenge = (response: EndpointResponse): boolean => {
 
 /**
  * Sends one token endpoint request. With DPoP, each try carries a fresh proof, and a
- * `use_dpop_nonce` answer that brings a new nonce is retried once with it (RFC 9449 §8).
+ * `use_dpop_nonce` response that brings a new nonce is retried once with it (RFC 9449 §8).
  */
 export const send = (
   grant: GrantKind,

@@ -90,7 +90,7 @@ export const BrowserCommand = (
       ),
   })
 
-/** The most redirects the headless user agent follows before giving up. */
+/** The maximum number of redirects the headless user agent follows before giving up. */
 const MAX_REDIRECTS = 20
 
 const cookieHeader = (jar: Map<string, Map<string, string>>, url: URL): string | undefined => {

@@ -14,7 +14,7 @@ import { KeychainError } from "../errors.js"
 export interface KeychainService {
   /** A short name shown in status output: "memory", "file". */
   readonly name: string
-  /** Where the store keeps its data, for status output; undefined for memory. */
+  /** The folder or service holding the store's data, for status output; undefined for memory. */
   readonly location?: string | undefined
   readonly get: (key: string) => Effect.Effect<string | undefined, KeychainError>
   readonly set: (key: string, value: string) => Effect.Effect<void, KeychainError>
@@ -33,7 +33,7 @@ export interface KeychainService {
 
 const inProcessLocks = new Map<string, Effect.Semaphore>()
 
-/** An exclusive lock on `key` shared by every engine of this process. */
+/** Locks `key` exclusively among the engines of this process. */
 export const inProcessLock = (key: string): Effect.Effect<void, never, Scope.Scope> => {
   let semaphore = inProcessLocks.get(key)
   if (semaphore === undefined) {
@@ -241,7 +241,7 @@ const PRIVATE_FILE = /^[0-9a-f]{32}\.(?:json|lock)\.(\d+)\.[0-9a-f]{12}\.(?:tmp|
 
 /**
  * Deletes private files whose writer process no longer exists. A writer killed between writing
- * its temporary file and renaming it leaves one, and for a session it holds a full record.
+ * its temporary file and renaming it leaves one, and for a session that file contains a full record.
  */
 const removeAbandonedFiles = async (directory: string): Promise<void> => {
   const files = await fs.readdir(directory).catch(() => [] as string[])

@@ -16,7 +16,7 @@ interface HangingServer {
   readonly server: Server
 }
 
-/** A server that serves PRM pointing at itself, then never answers the AS metadata request. */
+/** Starts a server that serves PRM naming itself, then never responds to the AS metadata request. */
 const startHangingServer = async (): Promise<HangingServer> => {
   const requests: string[] = []
   const closedRequests: string[] = []
@@ -154,9 +154,9 @@ describe("leaving a state", () => {
       }).pipe(Effect.provide(layer), Effect.provideService(Scope.Scope, scope)),
     )
     const result = await Effect.runPromise(Effect.either(engine.authenticate))
-    expect(result._tag).toBe("Left")
-    expect(result._tag === "Left" && result.left._tag).toBe("AuthorizationError")
-    expect(result._tag === "Left" && "reason" in result.left && result.left.reason).toBe("timeout")
+    if (result._tag !== "Left") throw new Error("the sign-in succeeded without a callback")
+    expect(result.left._tag).toBe("AuthorizationError")
+    expect(result.left).toHaveProperty("reason", "timeout")
     expect(opened).toHaveLength(1)
     expect(engine.actor.getSnapshot().value).toBe("failed")
     await Effect.runPromise(Scope.close(scope, Exit.void))

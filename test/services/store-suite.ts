@@ -172,10 +172,10 @@ export const runStoreSuite = (
       expect(read.generation).toBe(1)
       expect(read.serverUrl).toBe(SERVER_URL)
       expect(Redacted.value(read.tokens.accessToken)).toBe("access-1")
-      expect(read.tokens.refreshToken && Redacted.value(read.tokens.refreshToken)).toBe("refresh-1")
-      expect(read.client.clientSecret && Redacted.value(read.client.clientSecret)).toBe(
-        "client-secret-1",
-      )
+      expect(read.tokens.refreshToken).toBeDefined()
+      expect(Redacted.value(read.tokens.refreshToken!)).toBe("refresh-1")
+      expect(read.client.clientSecret).toBeDefined()
+      expect(Redacted.value(read.client.clientSecret!)).toBe("client-secret-1")
     })
 
     it("keeps a newer generation over an older write", async () => {
@@ -242,7 +242,8 @@ export const runStoreSuite = (
       const read = await run(store, loadRegistration(ISSUER, REDIRECT_URI))
       if (read === undefined) throw new Error("the registration was not stored")
       expect(read.clientId).toBe("client-7")
-      expect(read.clientSecret && Redacted.value(read.clientSecret)).toBe("client-secret-1")
+      expect(read.clientSecret).toBeDefined()
+      expect(Redacted.value(read.clientSecret!)).toBe("client-secret-1")
       expect(await Effect.runPromise(store.keys)).toEqual([registrationKey(ISSUER, REDIRECT_URI)])
       expect(await run(store, loadRegistration(ISSUER, "http://127.0.0.1:1/callback"))).toBe(
         undefined,
